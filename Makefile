@@ -1,0 +1,60 @@
+# One command per job. CI runs `make test` (see .ci/run), exactly as a user would.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv system-deps collector test test-unit test-integration test-e2e lint fmt bench demo docs clean
+
+help:
+	@echo "make demo   - whole local stack, load with a latency spike, then the investigation"
+	@echo "make test   - the full suite (installs what it needs, starts its own servers)"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+collector: venv
+	$(VENV)/bin/trading-otel collector build
+
+test: system-deps venv collector
+	$(VENV)/bin/pytest tests
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: system-deps venv collector
+	$(VENV)/bin/pytest tests/integration
+
+test-e2e: system-deps venv collector
+	$(VENV)/bin/pytest tests/e2e
+
+lint: venv
+	$(VENV)/bin/ruff check otel services tests bench
+	$(VENV)/bin/ruff format --check otel services tests bench
+	$(VENV)/bin/mypy
+
+fmt: venv
+	$(VENV)/bin/ruff format otel services tests bench
+	$(VENV)/bin/ruff check --fix otel services tests bench
+
+bench: system-deps venv
+	$(PY) -m bench
+
+docs: venv
+	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md
+
+demo: system-deps venv collector
+	$(VENV)/bin/trading-otel demo
+
+clean:
+	rm -rf $(VENV) bin var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Private implementation of trading-otel. Nothing here is public API."""

@@ -1,0 +1,1 @@
+"""The trading services that trading-otel instruments (see services/README.md)."""
