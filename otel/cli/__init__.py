@@ -14,6 +14,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Observability for Python trading services: stack, load, faults, investigation."""
+
+
 for _module in (metrics, collector, stack, traffic, investigate, alerts, doctor):
     _module.register(app)
 
