@@ -1,0 +1,1 @@
+"""Launchers for the local servers (one module per server), shared by the stack and tests."""
