@@ -130,7 +130,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         service="execution-gateway",
     ),
     MetricSpec(
-        "fill_slippage", "trading.fill.slippage", "histogram", "{bp}",
+        "fill_slippage", "trading.fill.slippage_bps", "histogram", "{bp}",
         "Absolute difference between the expected and the fill price, in basis points.",
         "trading_fill_slippage_bps", buckets=SLIPPAGE_BPS_BUCKETS,
         service="execution-gateway",
@@ -147,7 +147,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         service="execution-gateway",
     ),
     MetricSpec(
-        "pnl", "trading.pnl", "gauge", "{USD}",
+        "pnl", "trading.pnl_usd", "gauge", "{USD}",
         "Profit and loss in account currency: realized, unrealized, and today's total.",
         "trading_pnl_usd", (_enum("kind", ("realized", "unrealized", "daily")),),
         service="execution-gateway",
