@@ -4,4 +4,5 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.fixtures.servers",
+    "tests.fixtures.prometheus",
 ]
