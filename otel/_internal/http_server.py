@@ -1,0 +1,342 @@
+"""The one HTTP server-span path for FastAPI apps, however they were built.
+
+FastAPI >= 0.142 runs every request through ``NativeTelemetry`` and switches it on as
+soon as global providers exist; combined with contrib's ASGI middleware that doubles
+the server spans and the ``http.server.request.duration`` series. We keep FastAPI's
+hook as the single entry point, because every app has it (built before or after
+``configure()``, under ``opentelemetry-instrument`` or not), and replace its body with
+a lean one: one server span, one duration record, no per-message spans, no per-request
+logger or header objects. Route names still come from FastAPI's router callback.
+
+The span and metric follow the same semantic conventions as FastAPI's native
+implementation; ``tests/unit/test_lib_http_server.py`` compares the two attribute by
+attribute.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi.telemetry import _api as fastapi_api
+from fastapi.telemetry import _asgi as fastapi_asgi
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
+
+from otel._internal.sanitize import sanitize_message
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SCOPE_NAME = "otel.http_server"
+#: Seconds; a trading API answers in ~1 ms to a few seconds.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _query(raw: bytes) -> str:
+    # Same redaction list as FastAPI's native telemetry (semconv's sensitive params).
+    secret = fastapi_asgi._SENSITIVE_QUERY_PARAMETERS
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(k, "REDACTED" if k in secret else v) for k, v in pairs])
+
+
+class ServerTelemetry:
+    """Server spans and request durations for every FastAPI request in this process.
+
+    Args:
+        tracer_provider: Where server spans go (None: no spans).
+        meter_provider: Where ``http.server.request.duration`` goes (None: no metric).
+        excluded: Paths matching this pattern get no telemetry at all.
+        operation_spans: Let FastAPI add its dependency/endpoint/serialization spans.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+        *,
+        excluded: re.Pattern[str] | None = None,
+        operation_spans: bool = False,
+    ) -> None:
+        from otel import __version__
+
+        self.tracer: Tracer | None = (
+            tracer_provider.get_tracer(SCOPE_NAME, __version__) if tracer_provider else None
+        )
+        self.duration: Histogram | None = None
+        if meter_provider is not None:
+            self.duration = meter_provider.get_meter(SCOPE_NAME, __version__).create_histogram(
+                "http.server.request.duration",
+                unit="s",
+                description="Duration of HTTP server requests.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
+        self.excluded = excluded
+        self.operation_spans = operation_spans
+        self._authorities: dict[bytes, dict[str, Any]] = {}
+
+    def _server_attributes(self, scope: Scope, host: bytes | None) -> dict[str, Any]:
+        if host is None:
+            address, port = scope.get("server") or (None, None)
+            if address is None:
+                return {}
+            return (
+                {"server.address": address, "server.port": port}
+                if port
+                else {"server.address": address}
+            )
+        cached = self._authorities.get(host)
+        if cached is not None:
+            return cached
+        attrs: dict[str, Any] = {}
+        try:
+            url = urlsplit("//" + host.decode("latin-1"))
+            address, port = url.hostname, url.port
+        except ValueError:
+            address = None
+        else:
+            if url.username is not None or url.path or url.query or url.fragment:
+                address = None
+        if address is not None:
+            attrs["server.address"] = address
+            port = port if port is not None else _DEFAULT_PORTS.get(scope.get("scheme", "http"))
+            if port is not None:
+                attrs["server.port"] = port
+        if len(self._authorities) > 256:  # Host is client-controlled: keep the cache small
+            self._authorities.clear()
+        self._authorities[host] = attrs
+        return attrs
+
+    def excluded_scope(self, scope: Scope) -> bool:
+        """True when this request gets no telemetry (health, metrics, configured URLs)."""
+        return self.excluded is not None and self.excluded.search(scope["path"]) is not None
+
+    async def handle(
+        self,
+        config: MutableMapping[str, Any],
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Serve one HTTP request with one server span and one duration record."""
+        tracer = self.tracer if config.get("tracing", True) else None
+        duration = self.duration if config.get("metrics", True) else None
+        method: str = scope.get("method", "")
+        known = method in fastapi_api._HTTP_METHODS
+        attrs: dict[str, Any] = {
+            "url.scheme": scope.get("scheme", "http"),
+            "http.request.method": method if known else "_OTHER",
+        }
+        if scope.get("http_version"):
+            attrs["network.protocol.version"] = scope["http_version"]
+        span_method = method if known else "HTTP"
+        span = None
+        parent = None
+        if tracer is not None:
+            host = None
+            carrier: dict[str, str] | None = None
+            for key, value in scope.get("headers", ()):
+                if key == b"host":
+                    host = value
+                elif key in _PROPAGATION_HEADERS:
+                    name = key.decode("latin-1")
+                    text = value.decode("latin-1")
+                    carrier = carrier or {}
+                    carrier[name] = f"{carrier[name]},{text}" if name in carrier else text
+            if carrier is not None:
+                parent = propagate.extract(carrier)
+            span_attrs = {
+                **attrs,
+                **self._server_attributes(scope, host),
+                "url.path": scope["path"],
+            }
+            if scope.get("query_string"):
+                span_attrs["url.query"] = _query(scope["query_string"])
+            if not known:
+                span_attrs["http.request.method_original"] = method
+            span = tracer.start_span(
+                span_method, context=parent, kind=SpanKind.SERVER, attributes=span_attrs
+            )
+        rt = fastapi_api._RequestTelemetry(
+            span=span,
+            span_method=span_method,
+            tracer=tracer if self.operation_spans else None,
+            _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
+        )
+        scope["fastapi.telemetry"] = rt
+        ctx = parent if parent is not None else otel_context.get_current()
+        if span is not None:
+            ctx = trace.set_span_in_context(span, ctx)
+        token = otel_context.attach(
+            otel_context.set_value(fastapi_api._REQUEST_TELEMETRY_KEY, rt, ctx)
+        )
+        started = perf_counter()
+        finished = False
+
+        def finish(error: BaseException | None) -> None:
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            if rt.route is not None:
+                attrs["http.route"] = rt.route
+            if rt.status_code is not None:
+                attrs["http.response.status_code"] = rt.status_code
+            if error is not None or rt.status_code is None or rt.status_code >= 500:
+                failure = error or (rt._exceptions[-1] if rt._exceptions else None)
+                attrs["error.type"] = (
+                    fastapi_api._exception_type(failure)
+                    if failure is not None
+                    else str(rt.status_code or "incomplete_response")
+                )
+                if span is not None:
+                    span.set_status(StatusCode.ERROR)
+                    if failure is not None:
+                        # The message may carry request values: record its shape only.
+                        span.add_event(
+                            "exception",
+                            {
+                                "exception.type": attrs["error.type"],
+                                "exception.message": sanitize_message(str(failure)),
+                            },
+                        )
+            # Recorded while the span is still current, so the exemplar links to it.
+            if duration is not None:
+                duration.record(max(0.0, perf_counter() - started), attrs)
+            if span is not None:
+                span.set_attributes(attrs)
+                span.end()
+
+        trailers = False
+        disconnected = False
+
+        async def wrapped_send(message: Message) -> None:
+            nonlocal trailers
+            kind = message["type"]
+            if kind == "http.response.start":
+                rt.status_code = message["status"]
+                trailers = message.get("trailers", False)
+            await send(message)
+            if (
+                (kind == "http.response.body" and not message.get("more_body") and not trailers)
+                or (kind == "http.response.trailers" and not message.get("more_trailers"))
+                or kind == "http.response.pathsend"
+            ):
+                finish(None)
+
+        async def wrapped_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        try:
+            await app(scope, wrapped_receive, wrapped_send)
+        except BaseException as exc:
+            fastapi_asgi._exception(scope=scope, exc=exc)
+            finish(exc)
+            raise
+        finally:
+            if not finished:
+                finish(
+                    ConnectionError("Client disconnected")
+                    if disconnected
+                    else RuntimeError("Incomplete ASGI response")
+                )
+            rt.data = None
+            rt._exceptions.clear()
+            otel_context.detach(token)
+            scope.pop("fastapi.telemetry", None)
+
+
+_active: ServerTelemetry | None = None
+_original: tuple[Any, Any] | None = None
+
+
+async def _skip(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    # Same contract as FastAPI's own exclusion: mounted sub-apps must not trace it either.
+    scope["fastapi.telemetry"] = None
+    token = otel_context.attach(otel_context.set_value(fastapi_api._REQUEST_TELEMETRY_KEY, None))
+    try:
+        await app(scope, receive, send)
+    finally:
+        otel_context.detach(token)
+        scope.pop("fastapi.telemetry", None)
+
+
+def _enabled(self: Any) -> bool:
+    active = _active
+    if active is None:
+        assert _original is not None
+        return bool(_original[0](self))
+    return bool(self.config.get("tracing", True) or self.config.get("metrics", True))
+
+
+async def _call(
+    self: Any,
+    *,
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    legacy_otel: bool = False,
+) -> None:
+    active = _active
+    if active is None:
+        assert _original is not None
+        await _original[1](self, app=app, scope=scope, receive=receive, send=send,
+                           legacy_otel=legacy_otel)  # fmt: skip
+        return
+    config = self.config
+    # Contrib's middleware already made the server span: keep it the only one.
+    # WebSockets are long-lived connections, not requests: no duration series.
+    if legacy_otel or scope["type"] != "http":
+        await app(scope, receive, send)
+        return
+    exclude = config.get("exclude")
+    if active.excluded_scope(scope) or (exclude is not None and exclude(scope)):
+        await _skip(app, scope, receive, send)
+        return
+    await active.handle(config, app, scope, receive, send)
+
+
+def install(telemetry: ServerTelemetry) -> Callable[[], None]:
+    """Make ``telemetry`` the request path of every FastAPI app in this process.
+
+    Returns:
+        A function restoring FastAPI's own behaviour.
+    """
+    global _active, _original
+    cls = fastapi_asgi.NativeTelemetry
+    if _original is None:
+        _original = (cls.enabled, cls.__call__)
+        cls.enabled = _enabled  # type: ignore[method-assign]
+        cls.__call__ = _call  # type: ignore[method-assign]
+    _active = telemetry
+
+    def uninstall() -> None:
+        global _active
+        if _active is telemetry:
+            _active = None
+
+    return uninstall
+
+
+def active() -> ServerTelemetry | None:
+    """The installed server telemetry, if any."""
+    return _active

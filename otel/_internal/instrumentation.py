@@ -1,0 +1,196 @@
+"""Client-library instrumentation: asyncpg, redis and httpx.
+
+Each ``instrument_*`` function takes its providers explicitly and returns a function
+that undoes exactly what it did.
+
+asyncpg is wrapped here rather than through contrib's instrumentor, because contrib
+records raw SQL (literal account ids and prices included, contrib #1755) and the
+driver's exception messages; our spans carry sanitised text only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
+
+from otel._internal.sanitize import redis_key_shape, sanitize_message, sanitize_sql
+
+_log = logging.getLogger("otel.config")
+Undo = Callable[[], None]
+#: Seconds; a trading query or cache call takes ~0.1 ms to a few seconds.
+DB_DURATION_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+)  # fmt: skip
+_CONNECTION_METHODS = ("execute", "executemany", "fetch", "fetchval", "fetchrow", "fetchmany")
+_PREPARED_METHODS = ("fetch", "fetchval", "fetchrow", "fetchmany", "executemany")
+
+
+def _operation(query: str) -> str:
+    text = sanitize_sql(query).lstrip()
+    while text.startswith("/*") and "*/" in text:
+        text = text.split("*/", 1)[1].lstrip()
+    word = text.split(None, 1)[0] if text.split() else ""
+    return word.upper() if word.isalpha() else "QUERY"
+
+
+def _connection_attributes(conn: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"db.system.name": "postgresql"}
+    params = getattr(conn, "_params", None)
+    database = getattr(params, "database", None)
+    if database:
+        attrs["db.namespace"] = database
+    addr = getattr(conn, "_addr", None)
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        attrs["server.address"] = str(addr[0])
+        attrs["server.port"] = int(addr[1])
+    elif isinstance(addr, str):
+        attrs["server.address"] = addr
+    return attrs
+
+
+def record_db_error(span: Span, exc: BaseException) -> str:
+    """Mark ``span`` failed with the error's type and a value-free message."""
+    error_type = type(exc).__qualname__
+    span.set_status(StatusCode.ERROR)
+    span.set_attribute("error.type", error_type)
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        span.set_attribute("db.response.status_code", sqlstate)
+    span.add_event(
+        "exception",
+        {"exception.type": error_type, "exception.message": sanitize_message(str(exc))},
+    )
+    return error_type
+
+
+def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> Undo:
+    """Trace asyncpg queries with sanitised SQL and time them in seconds."""
+    import asyncpg.connection
+    import asyncpg.prepared_stmt
+    import wrapt
+
+    from otel import __version__
+
+    tracer = tracer_provider.get_tracer("otel.asyncpg", __version__)
+    duration = meter_provider.get_meter("otel.asyncpg", __version__).create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=DB_DURATION_BUCKETS,
+    )
+
+    async def run(conn: Any, query: str, call: Callable[[], Any]) -> Any:
+        operation = _operation(query)
+        attrs = _connection_attributes(conn)
+        metric_attrs = {**attrs, "db.operation.name": operation}
+        span_attrs = {**metric_attrs, "db.query.text": sanitize_sql(query)}
+        name = f"{operation} {attrs['db.namespace']}" if "db.namespace" in attrs else operation
+        started = perf_counter()
+        with tracer.start_as_current_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes=span_attrs,
+            record_exception=False,  # the raw message may hold values
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return await call()
+            except Exception as exc:
+                metric_attrs["error.type"] = record_db_error(span, exc)
+                raise
+            finally:
+                duration.record(perf_counter() - started, metric_attrs)
+
+    async def on_connection(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        query = args[0] if args else kwargs.get("query", "")
+        return await run(instance, str(query), lambda: wrapped(*args, **kwargs))
+
+    async def on_prepared(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        conn = getattr(instance, "_connection", None)
+        query = getattr(instance, "_query", "") or ""
+        return await run(conn, query, lambda: wrapped(*args, **kwargs))
+
+    targets = [(asyncpg.connection.Connection, m, on_connection) for m in _CONNECTION_METHODS] + [
+        (asyncpg.prepared_stmt.PreparedStatement, m, on_prepared) for m in _PREPARED_METHODS
+    ]
+    originals: list[tuple[type, str, Any]] = []
+    for cls, method, wrapper in targets:
+        original = cls.__dict__.get(method)
+        if original is None or isinstance(original, wrapt.ObjectProxy):
+            continue
+        setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
+        originals.append((cls, method, original))
+
+    def undo() -> None:
+        for cls, method, original in originals:
+            setattr(cls, method, original)
+
+    return undo
+
+
+def _redis_request_hook(span: Span, instance: Any, args: Any, kwargs: Any) -> None:
+    # Contrib already replaces arguments with "?"; the key's shape is what tells
+    # "position:?:AAPL" from "quote:?" in a trace, without the account id itself.
+    if span.is_recording() and args and len(args) > 1:
+        span.set_attribute("db.redis.key_shape", redis_key_shape(args[1]))
+
+
+def instrument_redis(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> Undo:
+    """Trace redis commands: command name and key shape only, never values."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    instrumentor = RedisInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        request_hook=_redis_request_hook,
+    )
+    return lambda: instrumentor.uninstrument()
+
+
+def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> Undo:
+    """Trace httpx calls and propagate the trace context to the called service."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return lambda: instrumentor.uninstrument()
+
+
+LIBRARIES: dict[str, Callable[[TracerProvider, MeterProvider], Undo]] = {
+    "asyncpg": instrument_asyncpg,
+    "redis": instrument_redis,
+    "httpx": instrument_httpx,
+}
+
+
+def instrument_libraries(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider, disabled: frozenset[str]
+) -> Undo:
+    """Instrument every library not named in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS.
+
+    A library that is not installed, or whose instrumentation fails, is skipped with a
+    log line: telemetry must never stop the service.
+    """
+    undos: list[Undo] = []
+    for name, instrument in LIBRARIES.items():
+        if name in disabled or "*" in disabled:
+            continue
+        try:
+            undos.append(instrument(tracer_provider, meter_provider))
+        except ImportError:
+            _log.debug("%s is not installed; not instrumented", name)
+        except Exception:
+            _log.exception("instrumenting %s failed; it runs uninstrumented", name)
+
+    def undo() -> None:
+        for step in reversed(undos):
+            step()
+
+    return undo

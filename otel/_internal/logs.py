@@ -1,0 +1,123 @@
+"""Python logging: stdout lines carrying trace context, and records shipped over OTLP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider
+
+from otel._internal.settings import Settings
+
+#: Attributes every LogRecord has; anything else was passed through ``extra=``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "otelSpanID",
+    "otelTraceID",
+    "otelTraceSampled",
+    "otelServiceName",
+}
+_OURS = "_trading_otel"
+
+
+def trace_fields() -> dict[str, str]:
+    """``trace_id``/``span_id`` of the current span as hex, or {} outside a span."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; ``trace_id``/``span_id`` when emitted inside a span."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(trace_fields())
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """A readable line for a terminal, with the trace context at the end."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        ids = trace_fields()
+        if ids:
+            line += f" trace_id={ids['trace_id']} span_id={ids['span_id']}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _iso(created: float) -> str:
+    ms = int((created % 1) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{ms:03d}Z"
+
+
+def make_formatter(fmt: str, stream: Any = None) -> logging.Formatter:
+    """The stdout formatter for ``TRADING_OTEL_LOG_FORMAT`` (``auto`` = console on a TTY)."""
+    if fmt == "auto":
+        isatty = getattr(stream or sys.stdout, "isatty", None)
+        fmt = "console" if callable(isatty) and isatty() else "json"
+    return ConsoleFormatter() if fmt == "console" else JsonFormatter()
+
+
+class _NotFromTheSdk(logging.Filter):
+    # The exporters log their own failures; shipping those over the same failing
+    # pipeline would only loop.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("opentelemetry")
+
+
+def setup_logging(settings: Settings, logger_provider: LoggerProvider | None) -> Callable[[], None]:
+    """Attach the stdout and OTLP handlers to the root logger.
+
+    Args:
+        settings: Parsed settings (format, level, whether to write stdout).
+        logger_provider: Where records go over OTLP; None when logs export is off.
+
+    Returns:
+        A function that removes exactly the handlers added here.
+    """
+    root = logging.getLogger()
+    added: list[logging.Handler] = []
+    if settings.log_to_stdout and not any(getattr(h, _OURS, False) for h in root.handlers):
+        stdout = logging.StreamHandler(sys.stdout)
+        stdout.setFormatter(make_formatter(settings.log_format))
+        added.append(stdout)
+    if logger_provider is not None:
+        from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+        otlp = LoggingHandler(logger_provider=logger_provider)
+        otlp.addFilter(_NotFromTheSdk())
+        added.append(otlp)
+    for handler in added:
+        setattr(handler, _OURS, True)
+        root.addHandler(handler)
+    if root.level == logging.WARNING or root.level == logging.NOTSET:
+        # Only lift Python's default level; an explicit application choice stays.
+        root.setLevel(settings.log_level)
+
+    def undo() -> None:
+        for handler in added:
+            root.removeHandler(handler)
+            handler.close()
+
+    return undo
