@@ -4,5 +4,9 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.fixtures.servers",
+    "tests.fixtures.pgredis",
+    "tests.fixtures.services",
     "tests.fixtures.prometheus",
+    "tests.fixtures.alerting",
+    "tests.fixtures.lib",
 ]
