@@ -27,6 +27,7 @@ from otel._internal.catalogue import (
     OTHER_SYMBOL,
     MetricSpec,
 )
+from otel._internal.fastpath import BoundRecorder, lean_reservoir_factory
 
 _log = logging.getLogger("otel.meters")
 
@@ -54,6 +55,7 @@ def histogram_views() -> list[View]:
         View(
             instrument_name=spec.name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=spec.buckets),
+            exemplar_reservoir_factory=lean_reservoir_factory,
         )
         for spec in CATALOGUE
         if spec.kind == "histogram" and spec.buckets is not None
@@ -129,9 +131,9 @@ class SymbolGuard:
 
 
 class _Guard:
-    """Validates the attributes of one metric against its declaration, with a cache."""
+    """Validates the attributes of one metric against its declaration."""
 
-    __slots__ = ("_cache", "_enums", "_names", "_symbol_attrs", "_symbols", "_warned", "spec")
+    __slots__ = ("_enums", "_names", "_symbol_attrs", "_symbols", "_warned", "spec")
 
     def __init__(self, spec: MetricSpec, symbols: SymbolGuard) -> None:
         self.spec = spec
@@ -139,9 +141,6 @@ class _Guard:
         self._names = frozenset(spec.attribute_names)
         self._enums = {a.name: frozenset(a.values) for a in spec.attributes if a.values}
         self._symbol_attrs = frozenset(a.name for a in spec.attributes if a.is_symbol)
-        # Validated attribute dicts keyed by the caller's items; bounded by the guard itself
-        # (only allowed values reach it) plus a hard cap against adversarial junk.
-        self._cache: dict[tuple[tuple[str, object], ...], dict[str, str]] = {}
         self._warned: set[tuple[str, str]] = set()
 
     def _warn(self, attr: str, reason: str, value: object) -> None:
@@ -157,27 +156,16 @@ class _Guard:
             reason,
         )
 
-    def check(self, attributes: Mapping[str, object] | None) -> dict[str, str]:
+    def check(self, attributes: Mapping[str, object]) -> dict[str, str]:
         """Return a safe attribute dict for ``attributes``; never raises."""
-        if not attributes:
-            return _EMPTY if not self._names else self._fill({})
-        key = tuple(attributes.items())
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        out = self._fill(attributes)
-        if len(self._cache) < 4096:
-            self._cache[key] = out
-        return out
-
-    def _fill(self, attributes: Mapping[str, object]) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, value in attributes.items():
             if name not in self._names:
+                forbidden = _is_forbidden(name)
                 reason = (
                     "is an identifier, never a metric attribute"
-                    if _is_forbidden(name)
-                    else ("is not declared for this metric")
+                    if forbidden
+                    else "is not declared for this metric"
                 )
                 self._warn(name, reason, "<dropped>")
                 continue
@@ -197,7 +185,9 @@ class _Guard:
         return out
 
 
-_EMPTY: dict[str, str] = {}
+#: Caller attribute tuples remembered per instrument; past this, lookups still work but
+#: are not memoised (the bound set itself stays bounded by the guard).
+_INPUT_CACHE_MAX = 4096
 
 
 class GuardedInstrument:
@@ -205,24 +195,60 @@ class GuardedInstrument:
 
     Use :meth:`add` for counters and up-down counters, :meth:`record` for histograms and
     :meth:`set` for gauges. Each accepts ``attributes`` as a mapping or keyword arguments.
+    For a hot loop, :meth:`bind` returns a recorder for one attribute set.
     """
 
-    __slots__ = ("_check", "_fn", "instrument", "spec")
+    __slots__ = ("_by_input", "_by_series", "_guard", "_method", "instrument", "spec")
 
     def __init__(self, spec: MetricSpec, instrument: object, guard: _Guard) -> None:
         self.spec = spec
         self.instrument = instrument
-        self._check = guard.check
-        method = {"counter": "add", "updowncounter": "add", "histogram": "record", "gauge": "set"}
-        self._fn = getattr(instrument, method[spec.kind])
+        self._guard = guard
+        self._method = {
+            "counter": "add",
+            "updowncounter": "add",
+            "histogram": "record",
+            "gauge": "set",
+        }[spec.kind]
+        # Two levels: the caller's exact items (fast hit), then the validated series, so
+        # differently ordered or folded inputs share one recorder.
+        self._by_input: dict[tuple[tuple[str, object], ...], BoundRecorder] = {}
+        self._by_series: dict[tuple[tuple[str, str], ...], BoundRecorder] = {}
+
+    def _use_guard(self, guard: _Guard) -> None:
+        self._guard = guard
+        self._by_input = {}
+        self._by_series = {}
+
+    def bind(self, attributes: Mapping[str, object] | None = None, **kw: object) -> BoundRecorder:
+        """A recorder for one attribute set: ``rec = m.order_latency.bind(...); rec(0.12)``.
+
+        The attributes are validated once, here; each call then costs only the SDK's
+        aggregation (see ``otel/_internal/fastpath.py``).
+        """
+        if kw:
+            attributes = {**attributes, **kw} if attributes else kw
+        key = tuple(attributes.items()) if attributes else ()
+        bound = self._by_input.get(key)
+        if bound is not None:
+            return bound
+        safe = self._guard.check(attributes or {})
+        series = tuple(sorted(safe.items()))
+        bound = self._by_series.get(series)
+        if bound is None:
+            bound = BoundRecorder(
+                self.instrument, self._method, safe, self.spec.kind in ("counter", "histogram")
+            )
+            self._by_series[series] = bound
+        if len(self._by_input) < _INPUT_CACHE_MAX:
+            self._by_input[key] = bound
+        return bound
 
     def _emit(
         self, value: float, attributes: Mapping[str, object] | None, kw: dict[str, object]
     ) -> None:
-        if kw:
-            attributes = {**attributes, **kw} if attributes else kw
         try:
-            self._fn(value, self._check(attributes))
+            self.bind(attributes, **kw)(value)
         except Exception:  # a meter must never break an order path
             _log.exception("recording %s failed", self.spec.prom_name)
 
@@ -353,7 +379,7 @@ def set_symbols(allowed: Iterable[str] | None, cap: int = DEFAULT_SYMBOL_CAP) ->
     meters.symbols = SymbolGuard(allowed, cap)
     for spec in CATALOGUE:
         inst: GuardedInstrument = getattr(meters, spec.key)
-        inst._check = _Guard(spec, meters.symbols).check
+        inst._use_guard(_Guard(spec, meters.symbols))
 
 
 @dataclass

@@ -1,0 +1,223 @@
+"""A pre-bound recording path for the trading meters, and a lean exemplar reservoir.
+
+Why: ``opentelemetry-sdk`` 1.45.1 spends most of ``Histogram.record`` re-validating and
+re-hashing the same attribute dict on every call (``Measurement.__post_init__`` cleans it
+recursively, ``_hash_attributes`` walks it with ABC ``isinstance`` checks, the view copies
+it). The trading meters already validate attributes once per distinct set, so a
+:class:`BoundRecorder` resolves the SDK aggregation objects for its attribute set once and
+then feeds them measurements directly: the same aggregation code, the same exemplar filter,
+without the per-call attribute work.
+
+The SDK internals this touches are private. Everything is looked up defensively: if the
+shape is not what 1.45.x has (another SDK version, a proxy or no-op provider, a disabled
+meter), the recorder silently uses the public ``record``/``add``/``set`` instead, so the
+worst case is the SDK's own speed, never a lost or wrong measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context, get_current
+from opentelemetry.sdk.metrics._internal.exemplar import (
+    Exemplar,
+    ExemplarReservoir,
+    TraceBasedExemplarFilter,
+)
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.util.types import Attributes
+
+_hash_attributes: Callable[[Any], Any] | None
+try:  # private: the SDK's attribute key; absent in other versions -> slow path only
+    from opentelemetry.sdk.metrics._internal import _view_instrument_match as _vim
+
+    _hash_attributes = _vim._hash_attributes
+except (ImportError, AttributeError):  # pragma: no cover - depends on the installed SDK
+    _hash_attributes = None
+
+
+class LeanBucketReservoir(ExemplarReservoir):
+    """Keeps the last measurement per histogram bucket, like the SDK's aligned reservoir.
+
+    The difference is when the work happens: :meth:`offer` only stores the value, time
+    and context (one bisect), and the span context is read at collection time, once per
+    bucket per scrape instead of once per measurement.
+    """
+
+    def __init__(self, boundaries: Sequence[float] = (), **kwargs: Any) -> None:
+        self._bounds = tuple(boundaries)
+        self._slots: list[tuple[float, int, Attributes, Context] | None] = [None] * (
+            len(self._bounds) + 1
+        )
+        self._lock = threading.Lock()
+
+    def offer(
+        self, value: float, time_unix_nano: int, attributes: Attributes, context: Context
+    ) -> None:
+        # A single list store is atomic under the GIL; collect swaps the list under a lock.
+        self._slots[bisect_left(self._bounds, value)] = (value, time_unix_nano, attributes, context)
+
+    def collect(self, point_attributes: Attributes) -> list[Exemplar]:
+        with self._lock:
+            slots, self._slots = self._slots, [None] * (len(self._bounds) + 1)
+        out: list[Exemplar] = []
+        for slot in slots:
+            if slot is None:
+                continue
+            value, ts, attrs, ctx = slot
+            sc = trace.get_current_span(ctx).get_span_context()
+            filtered = (
+                {k: v for k, v in attrs.items() if k not in (point_attributes or {})}
+                if attrs
+                else None
+            )
+            out.append(
+                Exemplar(
+                    filtered or None,
+                    value,
+                    ts,
+                    sc.span_id if sc.is_valid else None,
+                    sc.trace_id if sc.is_valid else None,
+                )
+            )
+        return out
+
+
+def lean_reservoir_factory(aggregation_type: type) -> Callable[..., ExemplarReservoir]:
+    """``View(exemplar_reservoir_factory=...)`` for explicit-bucket histograms."""
+    return LeanBucketReservoir
+
+
+#: Marker for "the filter is the SDK's trace-based one" (checked by identity per call).
+_TRACE_BASED: Any = object()
+
+
+class _Measurement:
+    """Duck-types the SDK's ``Measurement`` for ``_Aggregation.aggregate``.
+
+    The SDK's own dataclass re-cleans the attributes in ``__post_init__``; ours were
+    cleaned once when the recorder was bound.
+    """
+
+    __slots__ = ("attributes", "context", "instrument", "time_unix_nano", "value")
+
+    def __init__(
+        self, value: float, t: int, instrument: object, context: Context, attrs: Attributes
+    ) -> None:
+        self.value = value
+        self.time_unix_nano = t
+        self.instrument = instrument
+        self.context = context
+        self.attributes = attrs
+
+
+class BoundRecorder:
+    """Records measurements for one instrument and one fixed, validated attribute set.
+
+    Args:
+        instrument: The SDK (or API) synchronous instrument.
+        method: Its public recording method name: ``record``, ``add`` or ``set``.
+        attributes: The validated attributes; never mutated afterwards.
+        non_negative: Whether negative values are invalid (counters, histograms); those go
+            to the public method so the SDK warns and drops them as usual.
+    """
+
+    __slots__ = (
+        "_aggs",
+        "_consumer",
+        "_filter",
+        "_public",
+        "_storages",
+        "attributes",
+        "instrument",
+        "non_negative",
+    )
+
+    def __init__(
+        self,
+        instrument: Any,
+        method: str,
+        attributes: Mapping[str, str],
+        non_negative: bool,
+    ) -> None:
+        self.instrument = instrument
+        self.attributes = attributes
+        self.non_negative = non_negative
+        self._public: Callable[[float, Mapping[str, str]], None] = getattr(instrument, method)
+        self._consumer: Any = getattr(instrument, "_measurement_consumer", None)
+        self._filter: Any = None
+        self._storages: object = None
+        self._aggs: tuple[Any, ...] = ()
+
+    def __call__(self, value: float) -> None:
+        """Record ``value`` (the same call for counters, histograms and gauges)."""
+        storages = self._storages
+        if (
+            storages is None
+            or storages is not self._consumer._reader_storages
+            or (self.non_negative and value < 0)
+            or not math.isfinite(value)
+        ):
+            self._slow(value)
+            return
+        ctx = get_current()
+        t = time_ns()
+        attrs = self.attributes
+        measurement = _Measurement(value, t, self.instrument, ctx, attrs)
+        flt = self._filter
+        if flt is _TRACE_BASED:
+            # TraceBasedExemplarFilter.should_sample, inlined: it was a third of the call.
+            span: Any = ctx.get(_SPAN_KEY)
+            try:
+                sample = span is not None and span.get_span_context().trace_flags.sampled
+            except AttributeError:
+                sample = False
+        else:
+            sample = flt.should_sample(value, t, attrs, ctx)
+        for agg in self._aggs:
+            agg.aggregate(measurement, sample)
+
+    def _slow(self, value: float) -> None:
+        # The public path creates the aggregations on first use; resolve them afterwards.
+        self._public(value, self.attributes)
+        self._storages = None
+        if self._consumer is not None:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        try:
+            if _hash_attributes is None or not self.instrument._is_enabled():
+                return
+            consumer = self._consumer
+            storages = consumer._reader_storages
+            sdk_config = getattr(consumer, "_sdk_config", None)
+            exemplar_filter = getattr(sdk_config, "exemplar_filter", None)
+            if exemplar_filter is None:
+                return
+            aggs = []
+            for storage in storages.values():
+                matches = storage._instrument_view_instrument_matches.get(self.instrument)
+                if matches is None:
+                    return
+                for match in matches:
+                    keys = match._view._attribute_keys
+                    attrs = dict(self.attributes)
+                    if keys is not None:
+                        attrs = {k: v for k, v in attrs.items() if k in keys}
+                    agg = match._attributes_aggregation.get(_hash_attributes(attrs))
+                    if agg is None:
+                        return
+                    aggs.append(agg)
+        except (AttributeError, TypeError):
+            return  # not the SDK shape we know: stay on the public path
+        self._aggs = tuple(aggs)
+        self._filter = (
+            _TRACE_BASED if type(exemplar_filter) is TraceBasedExemplarFilter else (exemplar_filter)
+        )
+        self._storages = storages
