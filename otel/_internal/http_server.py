@@ -319,7 +319,7 @@ def install(telemetry: ServerTelemetry) -> Callable[[], None]:
     """Make ``telemetry`` the request path of every FastAPI app in this process.
 
     Returns:
-        A function restoring FastAPI's own behaviour.
+        A function restoring what was active before (FastAPI's own behaviour at first).
     """
     global _active, _original
     cls = fastapi_asgi.NativeTelemetry
@@ -327,12 +327,13 @@ def install(telemetry: ServerTelemetry) -> Callable[[], None]:
         _original = (cls.enabled, cls.__call__)
         cls.enabled = _enabled  # type: ignore[method-assign]
         cls.__call__ = _call  # type: ignore[method-assign]
-    _active = telemetry
+    previous, _active = _active, telemetry
 
     def uninstall() -> None:
+        # Restores whatever was active before (a test's install inside a session one).
         global _active
         if _active is telemetry:
-            _active = None
+            _active = previous
 
     return uninstall
 

@@ -119,12 +119,9 @@ class _Reader:
         unknown = [p for p in items if p not in allowed]
         known = tuple(dict.fromkeys(p for p in items if p in allowed))
         if unknown:
-            fallback = known or default
-            self.bad(name, value, f"unknown exporter {', '.join(unknown)}", ",".join(fallback))
-            return fallback
-        if "none" in known:
-            return ()
-        return known
+            known = known or default
+            self.bad(name, value, f"unknown exporter {', '.join(unknown)}", ",".join(known))
+        return () if "none" in known else known
 
     def url(self, name: str) -> str | None:
         value = self.raw(name)
