@@ -1,0 +1,1 @@
+"""Broker simulator: realistic fill latency, rejections, disconnects and slow fills on demand."""

@@ -1,0 +1,120 @@
+"""Run the broker behind a TCP gate that can stop accepting connections (the disconnect fault).
+
+uvicorn listens on a private loopback port; the public port is a small asyncio proxy.
+While the ``broker_disconnect`` fault is active the proxy closes its listening socket and
+aborts open connections, so clients get "connection refused", exactly as when a real
+venue drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.config import ServiceSettings
+from services.common.faults import FaultWatcher
+from services.common.web import redis_client
+
+_log = logging.getLogger("services.broker.gate")
+
+
+class TcpGate:
+    """A TCP forwarder from ``host:port`` to ``host:backend_port`` that can be shut."""
+
+    def __init__(self, host: str, port: int, backend_port: int) -> None:
+        self.host, self.port, self.backend_port = host, port, backend_port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._server is not None
+
+    async def open(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._handle, self.host, self.port, reuse_address=True
+            )
+
+    async def shut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.backend_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self._writers.discard(writer)
+            self._writers.discard(up_writer)
+
+
+class BrokerServer:
+    """uvicorn + :class:`TcpGate` + the fault watcher that opens and shuts the gate."""
+
+    def __init__(
+        self, app: FastAPI, settings: ServiceSettings, host: str, port: int, backend_port: int
+    ) -> None:
+        self.settings = settings
+        self.gate = TcpGate(host, port, backend_port)
+        config = uvicorn.Config(app, host=host, port=backend_port, log_level="warning",
+                                lifespan="on")  # fmt: skip
+        self.uvicorn = uvicorn.Server(config)
+
+    async def _watch(self, watcher: FaultWatcher) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await watcher.refresh()
+            down = watcher.get("broker_disconnect") is not None
+            if down and self.gate.is_open:
+                _log.warning("broker disconnect fault: refusing connections")
+                await self.gate.shut()
+            elif not down and not self.gate.is_open:
+                _log.warning("broker reconnected: accepting connections")
+                await self.gate.open()
+            await asyncio.sleep(0.1)
+
+    async def serve(self) -> None:
+        """Run until :meth:`request_stop` (or a signal, handled by uvicorn)."""
+        client = redis_client(self.settings.redis_url)
+        watcher = FaultWatcher(client)
+        serve_task = asyncio.create_task(self.uvicorn.serve())
+        while not self.uvicorn.started and not serve_task.done():
+            await asyncio.sleep(0.02)
+        await self.gate.open()
+        watch_task = asyncio.create_task(self._watch(watcher))
+        try:
+            await serve_task
+        finally:
+            watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch_task
+            await self.gate.shut()
+            await client.aclose()
+
+    def request_stop(self) -> None:
+        self.uvicorn.should_exit = True

@@ -1,0 +1,55 @@
+"""Postgres access: a connection pool and idempotent SQL migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+
+_log = logging.getLogger("services.db")
+
+#: Any constant works: it only has to be the same for every service applying migrations.
+_MIGRATION_LOCK = 7_470_001
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """``(version, sql)`` for every migration shipped in ``services/common/migrations``."""
+    root = resources.files("services.common") / "migrations"
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply the migrations not yet applied, under an advisory lock; return their versions.
+
+    Safe to call from several services starting at once: the lock serialises them and the
+    ``schema_migrations`` table makes a second run a no-op.
+    """
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied.append(version)
+            _log.info("applied migration %s", version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool and bring the schema up to date."""
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=5)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool

@@ -1,0 +1,59 @@
+"""The services' only contact with the ``otel`` library: configure, instrument, meters.
+
+Every service calls :func:`configure` in its lifespan and :func:`shutdown` at its end, and
+records trading meters through :func:`meters`. ``configure()`` gives every FastAPI app in
+the process its server spans (through FastAPI's own telemetry hook), so the apps need no
+middleware of their own. Health probes are excluded by the library's defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry import trace
+
+import otel
+from otel._internal import meters as _meters
+
+_log = logging.getLogger("services.telemetry")
+
+
+def configure() -> None:
+    """Set up traces, metrics and logs from ``OTEL_*``/``TRADING_OTEL_*`` (never raises)."""
+    fn = getattr(otel, "configure", None)
+    if fn is None:
+        _log.warning("otel.configure is not available; this service runs without telemetry")
+        return
+    try:
+        fn()
+    except Exception:  # telemetry must never keep a trading service from starting
+        _log.exception("otel.configure failed; continuing without telemetry")
+
+
+def shutdown() -> None:
+    """Flush and close the telemetry pipelines."""
+    fn = getattr(otel, "shutdown", None)
+    if fn is None:
+        return
+    try:
+        fn()
+    except Exception:
+        _log.exception("otel.shutdown failed")
+
+
+def meters() -> Any:
+    """The process-wide trading meters (one instrument per catalogue entry)."""
+    fn = getattr(otel, "get_meters", None) or _meters.get_meters
+    return fn()
+
+
+def order_timer(symbol: str, side: str, order_type: str) -> Any:
+    """Time one order; records latency, orders_total and rejections in a ``finally``."""
+    fn = getattr(otel, "order_timer", None) or _meters.order_timer
+    return fn(symbol, side, order_type)
+
+
+def tracer() -> trace.Tracer:
+    """The services' tracer, looked up per use so it follows the current global provider."""
+    return trace.get_tracer("trading.services")

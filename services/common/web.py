@@ -1,0 +1,146 @@
+"""HTTP plumbing shared by the services: body-size limit, health routes, dependency checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.telemetry import meters
+
+_log = logging.getLogger("services.web")
+
+Check = Callable[[], Awaitable[object]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Answer 413 for request bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send, int(declared))
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send, seen)
+
+    async def _reject(self, send: Send, size: int) -> None:
+        body = json.dumps(
+            {"detail": f"request body too large: {size} bytes (limit {self.limit})"}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A Redis client that fails fast (0.5 s) instead of hanging when Redis is unavailable."""
+    return aioredis.from_url(
+        url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
+    )
+
+
+class Dependencies:
+    """Named readiness checks; each result is exported as ``trading_dependency_up``."""
+
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+        self.status: dict[str, bool] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def mark(self, name: str, up: bool) -> None:
+        """Record a dependency's state observed by real traffic (e.g. a broker call)."""
+        self.status[name] = up
+        meters().dependency_up.set(1 if up else 0, dependency=name)
+
+    async def check_all(self, timeout_s: float = 1.0) -> dict[str, bool]:
+        async def one(name: str, check: Check) -> None:
+            try:
+                with suppress_instrumentation():
+                    await asyncio.wait_for(check(), timeout_s)
+                self.mark(name, True)
+            except Exception as exc:  # any failure means "down"; the reason goes to the log
+                if self.status.get(name, True):
+                    _log.warning("dependency %s is down: %r", name, exc)
+                self.mark(name, False)
+
+        await asyncio.gather(*(one(n, c) for n, c in self.checks.items()))
+        return dict(self.status)
+
+    async def _loop(self, interval_s: float) -> None:
+        while True:
+            await self.check_all()
+            await asyncio.sleep(interval_s)
+
+    def start(self, interval_s: float = 1.0) -> None:
+        self._task = asyncio.create_task(self._loop(interval_s), name="dependency-checks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def add_probes(app: FastAPI, deps: Dependencies, service: str) -> None:
+    """``GET /health`` (the process is alive) and ``GET /ready`` (dependencies answer)."""
+    started = time.time()
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "service": service, "uptime_s": round(time.time() - started, 1)}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        status = await deps.check_all()
+        ok = all(status.values())
+        return JSONResponse(
+            {"ready": ok, "service": service, "dependencies": status},
+            status_code=200 if ok else 503,
+        )

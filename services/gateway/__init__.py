@@ -1,0 +1,1 @@
+"""Execution gateway: validate, risk-check, persist, route to the broker, book the fill."""
