@@ -272,6 +272,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         (_enum("cache", ("price", "position", "breaker", "model")),
          _enum("result", ("hit", "miss"))),
     ),
+    # --- market data websocket (added by the services slice) ---------------------------
+    MetricSpec(
+        "websocket_messages", "trading.websocket.messages", "counter", "{message}",
+        "Quote messages sent to websocket clients.", "trading_websocket_messages_total",
+        service="market-data",
+    ),
 )  # fmt: skip
 
 BY_KEY: dict[str, MetricSpec] = {m.key: m for m in CATALOGUE}
