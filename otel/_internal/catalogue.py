@@ -129,6 +129,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "Fills received from the broker.", "trading_fills_total",
         service="execution-gateway",
     ),
+    # Annotation units ({bp}, {USD}) add no Prometheus suffix, so the unit is spelled in the
+    # instrument name: both the collector and our endpoint then expose the prom_name.
     MetricSpec(
         "fill_slippage", "trading.fill.slippage_bps", "histogram", "{bp}",
         "Absolute difference between the expected and the fill price, in basis points.",

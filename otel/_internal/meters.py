@@ -308,6 +308,7 @@ class TradingMeters:
     market_data_reconnects: GuardedInstrument
     websocket_connections: GuardedInstrument
     cache_requests: GuardedInstrument
+    websocket_messages: GuardedInstrument
 
     def __init__(
         self,
