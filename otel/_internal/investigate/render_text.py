@@ -51,10 +51,7 @@ def render_text(report: Report, waterfalls: int = 5, log_lines: int = 10) -> str
     slow = report.slow
     found = [t for t in slow if t.analysis]
     out.append(f"Slow orders: {len(slow)} exemplar trace(s), {len(found)} found")
-    for t in slow:
-        out.append("  " + _trace_line(t))
-        if t.trace_link:
-            out.append(f"      trace: {t.trace_link}")
+    out += ["  " + _trace_line(t) for t in slow]
     base = report.baseline
     if base:
         n = sum(1 for t in base if t.analysis)
@@ -72,6 +69,8 @@ def render_text(report: Report, waterfalls: int = 5, log_lines: int = 10) -> str
     for t in shown:
         assert t.analysis is not None
         out += ["", *waterfall_lines(t.analysis)]
+        if t.trace_link:
+            out.append(f"  trace in Grafana: {t.trace_link}")
         out += _log_lines(t, log_lines)
     if len(found) > len(shown):
         out += ["", f"({len(found) - len(shown)} more waterfall(s) in --json / --html output)"]
@@ -132,5 +131,5 @@ def _log_lines(t: TraceReport, limit: int) -> list[str]:
     if t.log_query:
         lines.append(f"  log query: {t.log_query}")
     if t.logs_link:
-        lines.append(f"  logs: {t.logs_link}")
+        lines.append(f"  logs in Grafana: {t.logs_link}")
     return lines
