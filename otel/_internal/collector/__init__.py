@@ -1,0 +1,3 @@
+"""Our OpenTelemetry Collector distribution: build it with ocb, lint its pipeline configs."""
+
+from __future__ import annotations
