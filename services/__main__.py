@@ -1,0 +1,57 @@
+"""Run one service: ``python -m services <name> [--port N] [--host H]``.
+
+Names and default ports follow docs/local-stack.md. ``OTEL_SERVICE_NAME`` defaults to the
+service's name; everything else comes from the environment (see docs/services.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from otel._internal.procs import free_port
+
+#: name -> (default port, import path of its app factory)
+SERVICES: dict[str, tuple[int, str]] = {
+    "orchestrator": (8001, "services.orchestrator.app"),
+    "execution-gateway": (8002, "services.gateway.app"),
+    "signal-service": (8003, "services.signals.app"),
+    "market-data": (8004, "services.marketdata.app"),
+    "broker-simulator": (8005, "services.broker.app"),
+}
+
+
+def _factory(name: str) -> Callable[[], FastAPI]:
+    import importlib
+
+    module = importlib.import_module(SERVICES[name][1])
+    factory: Callable[[], FastAPI] = module.create_app
+    return factory
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services", description=__doc__)
+    parser.add_argument("name", choices=sorted(SERVICES))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    port = args.port or SERVICES[args.name][0]
+    os.environ.setdefault("OTEL_SERVICE_NAME", args.name)
+    app = _factory(args.name)()
+    if args.name == "broker-simulator":
+        from services.broker.server import BrokerServer
+        from services.common.config import ServiceSettings
+
+        server = BrokerServer(app, ServiceSettings.from_env(), args.host, port, free_port())
+        asyncio.run(server.serve())
+        return
+    uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

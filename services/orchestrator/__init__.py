@@ -1,0 +1,1 @@
+"""Orchestrator: trading cycles (signals, then orders) and the order-event consumer."""

@@ -1,0 +1,1 @@
+"""Signal service: a small deterministic model over the latest prices in Redis."""

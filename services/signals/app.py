@@ -1,0 +1,113 @@
+"""The signal service's FastAPI app (port 8003)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common import telemetry
+from services.common.config import ServiceSettings
+from services.common.telemetry import meters, tracer
+from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.signals.model import SignalModel
+
+_log = logging.getLogger("services.signal")
+SERVICE = "signal-service"
+
+
+class SignalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbols: list[str] = Field(min_length=1, max_length=100)
+
+
+def _publish_model_state(model: SignalModel) -> None:
+    m = meters()
+    m.model_loaded.set(1 if model.loaded else 0)
+    m.model_age.set(model.age_s())
+
+
+async def _model_gauges(model: SignalModel) -> None:
+    while True:
+        _publish_model_state(model)
+        await asyncio.sleep(5)
+
+
+def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = True) -> FastAPI:
+    """Build the signal service; ``telemetry_on=False`` leaves the SDK to the caller."""
+    cfg = settings or ServiceSettings.from_env()
+    deps = Dependencies()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if telemetry_on:
+            telemetry.configure()
+        client = redis_client(cfg.redis_url)
+        model = SignalModel(client)
+        app.state.model = model
+        deps.add("redis", client.ping)
+        try:
+            await model.load()
+        except Exception as exc:  # serve anyway: /ready says why, reload can fix it
+            _log.error("could not load the signal model: %s", exc)
+        gauges = asyncio.create_task(_model_gauges(model))
+        deps.start(interval_s=2.0)
+        try:
+            yield
+        finally:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
+            await deps.stop()
+            await client.aclose()
+            if telemetry_on:
+                telemetry.shutdown()
+
+    app = FastAPI(title=SERVICE, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
+    add_probes(app, deps, SERVICE)
+
+    @app.post("/api/v1/signals")
+    async def signals(req: SignalRequest) -> dict[str, Any]:
+        model: SignalModel = app.state.model
+        if not model.loaded or model.params is None:
+            raise HTTPException(503, "signal model not loaded; POST /api/v1/model/reload")
+        symbols = [s.strip().upper() for s in req.symbols]
+        start = time.perf_counter()
+        with tracer().start_as_current_span("signal.generate") as span:
+            span.set_attribute("trading.model.version", model.params.version)
+            span.set_attribute("trading.signal.symbols", len(symbols))
+            out = await model.predict(symbols)
+        meters().signal_generation_duration.record(time.perf_counter() - start)
+        meters().signal_predictions.add(len(out))
+        return {"model_version": model.params.version, "signals": out}
+
+    @app.get("/api/v1/model")
+    async def model_info() -> dict[str, Any]:
+        model: SignalModel = app.state.model
+        return {
+            "loaded": model.loaded,
+            "version": model.params.version if model.params else None,
+            "age_s": round(model.age_s(), 1),
+            "reloads": model.reloads,
+        }
+
+    @app.post("/api/v1/model/reload")
+    async def reload() -> dict[str, Any]:
+        model: SignalModel = app.state.model
+        with tracer().start_as_current_span("model.reload"):
+            params = await model.load()
+        meters().model_reloads.add(1)
+        _publish_model_state(model)
+        _log.info("signal model reloaded: %s", params.version)
+        return await model_info()
+
+    return app
