@@ -73,6 +73,8 @@ class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     logger_provider: LoggerProvider | None
+    metric_readers: list[MetricReader] = field(default_factory=list)
+    """Readers in use, e.g. the Prometheus endpoint (its ``port`` is the bound one)."""
     pid: int = field(default_factory=os.getpid)
     undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -101,24 +103,48 @@ class Telemetry:
         ]
         if self.logger_provider is not None:
             jobs.append(("logs", self.logger_provider.shutdown))
-        threads = [
-            threading.Thread(target=_quietly(name, job), name=f"otel-shutdown-{name}", daemon=True)
-            for name, job in jobs
+        return _bounded("shutdown", jobs, timeout)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Export everything buffered, waiting at most ``timeout_s`` seconds.
+
+        Used at the end of an app's lifespan: a server that exits by re-raising SIGTERM
+        (uvicorn does) never runs ``atexit`` hooks.
+        """
+        timeout = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        ms = int(max(timeout, 0.0) * 1000)
+        jobs: list[tuple[str, Callable[[], Any]]] = [
+            ("traces", lambda: self.tracer_provider.force_flush(ms)),
+            ("metrics", lambda: self.meter_provider.force_flush(ms)),
         ]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + timeout
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        late = [t.name.removeprefix("otel-shutdown-") for t in threads if t.is_alive()]
-        if late:
-            _log.warning(
-                "telemetry shutdown gave up after %.1fs (TRADING_OTEL_SHUTDOWN_TIMEOUT); "
-                "unexported %s dropped: is the collector reachable?",
-                timeout,
-                ", ".join(late),
-            )
-        return not late
+        if self.logger_provider is not None:
+            logger_provider = self.logger_provider
+            jobs.append(("logs", lambda: logger_provider.force_flush(ms)))
+        return _bounded("flush", jobs, timeout)
+
+
+def _bounded(what: str, jobs: list[tuple[str, Callable[[], Any]]], timeout: float) -> bool:
+    # Each signal in its own daemon thread, one shared deadline: a black-holed collector
+    # can delay one signal but never the process, and never the other signals.
+    threads = [
+        threading.Thread(target=_quietly(name, job), name=f"otel-{what}-{name}", daemon=True)
+        for name, job in jobs
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    late = [t.name.rsplit("-", 1)[-1] for t in threads if t.is_alive()]
+    if late:
+        _log.warning(
+            "telemetry %s gave up after %.1fs (TRADING_OTEL_SHUTDOWN_TIMEOUT); "
+            "unexported %s dropped: is the collector reachable?",
+            what,
+            timeout,
+            ", ".join(late),
+        )
+    return not late
 
 
 def _quietly(name: str, job: Callable[[], Any]) -> Callable[[], None]:
@@ -151,8 +177,9 @@ def build(
     )
     for processor in [*exporters.span_processors(settings), *extra_span_processors]:
         tracer_provider.add_span_processor(processor)
+    readers = [*exporters.metric_readers(settings), *extra_metric_readers]
     meter_provider = MeterProvider(
-        metric_readers=[*exporters.metric_readers(settings), *extra_metric_readers],
+        metric_readers=readers,
         resource=resource,
         views=latency_views(),
         exemplar_filter=TraceBasedExemplarFilter(),
@@ -164,7 +191,7 @@ def build(
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         for lp in log_processors:
             logger_provider.add_log_record_processor(lp)
-    return Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider)
+    return Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, readers)
 
 
 def instrument(telemetry: Telemetry) -> None:
@@ -175,6 +202,9 @@ def instrument(telemetry: Telemetry) -> None:
 
     s = telemetry.settings
     disabled = s.disabled_instrumentations
+    # Stable HTTP conventions: http.client.request.duration in seconds (with our view)
+    # instead of the old millisecond http.client.duration. An explicit choice stays.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     if "fastapi" not in disabled and "*" not in disabled:
         server = http_server.ServerTelemetry(
             telemetry.tracer_provider,
@@ -268,6 +298,12 @@ def shutdown(timeout_s: float | None = None) -> bool:
     if telemetry is None:
         return True
     return telemetry.shutdown(timeout_s)
+
+
+def flush(timeout_s: float | None = None) -> bool:
+    """Export what is buffered, within TRADING_OTEL_SHUTDOWN_TIMEOUT; telemetry stays on."""
+    telemetry = _current
+    return True if telemetry is None else telemetry.flush(timeout_s)
 
 
 def current() -> Telemetry | None:

@@ -315,18 +315,49 @@ async def _call(
     await active.handle(config, app, scope, receive, send)
 
 
+_original_lifespan: Any = None
+
+
+async def _lifespan(
+    *, config: Any, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """FastAPI's lifespan bridge, plus a bounded flush before shutdown completes.
+
+    Apps run under ``opentelemetry-instrument`` have no code of ours in their lifespan,
+    and uvicorn exits by re-raising SIGTERM, which skips ``atexit``: without this the
+    last metrics (cumulative, exported every minute) would be lost.
+    """
+    from anyio.to_thread import run_sync
+
+    from otel._internal import bootstrap
+
+    async def flushing_send(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            await run_sync(bootstrap.flush)
+        await send(message)
+
+    await _original_lifespan(config=config, app=app, scope=scope, receive=receive,
+                             send=flushing_send)  # fmt: skip
+
+
 def install(telemetry: ServerTelemetry) -> Callable[[], None]:
     """Make ``telemetry`` the request path of every FastAPI app in this process.
 
     Returns:
         A function restoring what was active before (FastAPI's own behaviour at first).
     """
-    global _active, _original
+    global _active, _original, _original_lifespan
     cls = fastapi_asgi.NativeTelemetry
     if _original is None:
+        from fastapi.telemetry import _runtime
+
         _original = (cls.enabled, cls.__call__)
         cls.enabled = _enabled  # type: ignore[method-assign]
         cls.__call__ = _call  # type: ignore[method-assign]
+        # FastAPI imports this function at call time, so replacing the module attribute
+        # reaches every app, including ones built before configure().
+        _original_lifespan = _runtime.lifespan
+        _runtime.lifespan = _lifespan
     previous, _active = _active, telemetry
 
     def uninstall() -> None:

@@ -1,0 +1,92 @@
+"""Log lines and OTLP log records carry the trace context of the span they were emitted in."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from otel._internal import bootstrap
+from otel._internal.logs import ConsoleFormatter, JsonFormatter, make_formatter, setup_logging
+from otel._internal.settings import Settings
+from tests.fixtures.lib import OFFLINE, MemoryTelemetry, memory_telemetry
+
+
+@pytest.fixture
+def mt() -> Iterator[MemoryTelemetry]:
+    t = memory_telemetry()
+    root = logging.getLogger()
+    level = root.level
+    try:
+        yield t
+    finally:
+        root.setLevel(level)
+        t.telemetry.shutdown(5)
+
+
+def record(msg: str = "order %s placed", *args: object) -> logging.LogRecord:
+    return logging.LogRecord("services.gw", logging.INFO, __file__, 1, msg, args or ("o-1",), None)
+
+
+def test_json_line_has_ids_inside_a_span_only(mt: MemoryTelemetry) -> None:
+    fmt = JsonFormatter()
+    outside = json.loads(fmt.format(record()))
+    assert "trace_id" not in outside and outside["msg"] == "order o-1 placed"
+    with mt.telemetry.tracer_provider.get_tracer("t").start_as_current_span("place") as span:
+        inside = json.loads(fmt.format(record()))
+    ctx = span.get_span_context()
+    assert inside["trace_id"] == format(ctx.trace_id, "032x")
+    assert inside["span_id"] == format(ctx.span_id, "016x")
+    assert inside["level"] == "info" and inside["logger"] == "services.gw"
+
+
+def test_extra_fields_reach_the_json_line() -> None:
+    rec = record()
+    rec.symbol = "AAPL"
+    assert json.loads(JsonFormatter().format(rec))["symbol"] == "AAPL"
+
+
+def test_console_line_ends_with_the_ids(mt: MemoryTelemetry) -> None:
+    with mt.telemetry.tracer_provider.get_tracer("t").start_as_current_span("place") as span:
+        line = ConsoleFormatter().format(record())
+    assert line.endswith(f"span_id={format(span.get_span_context().span_id, '016x')}")
+    assert "order o-1 placed trace_id=" in line
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_format_is_console_on_a_tty_and_json_otherwise() -> None:
+    assert isinstance(make_formatter("auto", _Tty()), ConsoleFormatter)
+    assert isinstance(make_formatter("auto", io.StringIO()), JsonFormatter)
+    assert isinstance(make_formatter("json", _Tty()), JsonFormatter)
+
+
+def test_records_go_to_otlp_with_trace_context(mt: MemoryTelemetry) -> None:
+    settings = Settings.from_env({**OFFLINE, "TRADING_OTEL_LOG_STDOUT": "false"})
+    undo = setup_logging(settings, mt.telemetry.logger_provider)
+    log = logging.getLogger("services.gw")
+    try:
+        with mt.telemetry.tracer_provider.get_tracer("t").start_as_current_span("place") as span:
+            log.warning("order %s rejected", "o-7")
+        logging.getLogger("opentelemetry.exporter.test").warning("export failed")
+    finally:
+        undo()
+    log.warning("after undo: not shipped")
+    shipped = [r.log_record for r in mt.logs.get_finished_logs()]
+    assert [r.body for r in shipped] == ["order o-7 rejected"]
+    assert shipped[0].trace_id == span.get_span_context().trace_id
+    assert shipped[0].span_id == span.get_span_context().span_id
+
+
+def test_logs_exporter_none_builds_no_logger_provider() -> None:
+    telemetry = bootstrap.build(Settings.from_env(OFFLINE))
+    try:
+        assert telemetry.logger_provider is None
+    finally:
+        telemetry.shutdown(5)
