@@ -34,7 +34,9 @@ def test_resource_names_the_service_and_process() -> None:
 def test_environment_overrides_the_code_defaults() -> None:
     s = Settings.from_env(
         {
-            "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,service.version=9,service.namespace=x",
+            "OTEL_RESOURCE_ATTRIBUTES": (
+                "service.name=from-attrs,service.version=9,service.namespace=x"
+            ),
             "OTEL_SERVICE_NAME": "from-env",
         }
     )
