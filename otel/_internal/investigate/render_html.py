@@ -137,8 +137,8 @@ def waterfall_svg(a: TraceAnalysis) -> str:
         bx = label_w + start / total * bar_w
         bw = max(1.0, s.duration_ns / total * bar_w)
         color = "#d32f2f" if s.is_error else ("#1565c0" if row.critical_ns else "#90caf9")
-        label = escape(("\u00a0\u00a0" * row.depth) + row.label)[:120]
-        el.append(f"<text x='0' y='{top + 12}'>{label}</text>")
+        label = escape(row.label if len(row.label) <= 60 else row.label[:59] + "…")
+        el.append(f"<text x='{row.depth * 12}' y='{top + 12}'>{label}</text>")
         el.append(
             f"<rect x='{bx:.1f}' y='{top + 2}' width='{bw:.1f}' height='{row_h - 5}' "
             f"fill='{color}'>"
