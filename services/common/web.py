@@ -43,26 +43,29 @@ class BodyLimitMiddleware:
             await self._reject(send, int(declared))
             return
         seen = 0
-        started = False
+        started = rejected = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > self.limit and not rejected:
+                # Answer now: the framework may turn any error while reading into a 400.
+                if not started:
+                    rejected = True
+                    await self._reject(send, seen)
                 raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if rejected:  # we already answered 413; drop whatever the app says after
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send, seen)
 
     async def _reject(self, send: Send, size: int) -> None:
         body = json.dumps(
