@@ -147,3 +147,27 @@ def test_summary_without_baseline_or_traces() -> None:
     top = top_cause([analyze(order_trace(500))], [])
     assert top is not None and top.median_baseline_s is None
     assert "no baseline traces" in top.sentence and "1 of 1 slow order " in top.sentence
+
+
+def test_remote_call_is_reported_under_the_wrapper_the_application_named() -> None:
+    # The services' shape: broker.submit (INTERNAL) wraps httpx's POST (CLIENT), whose
+    # child is the broker's server span; all three are reported as broker.submit.
+    spans = (
+        span("1", "", "POST /api/v1/orders", 0, 900, kind="SERVER"),
+        span("2", "1", "order.place", 1, 899),
+        span("3", "2", "risk.check", 2, 10),
+        span("4", "3", "SELECT", 3, 9, kind="CLIENT", **{"db.statement": "SELECT 1"}),
+        span("5", "2", "broker.submit", 11, 890),
+        span("6", "5", "POST", 12, 889, kind="CLIENT"),
+        span("7", "6", "POST /api/v1/orders", 14, 887, kind="SERVER", service="broker-sim"),
+        span("8", "7", "fill.compute", 880, 886, service="broker-sim"),
+    )
+    a = analyze(Trace("a" * 32, spans, "test"), span_id="0" * 15 + "2")
+    assert a.root.name == "POST /api/v1/orders" and a.root.service == "execution-gateway"
+    assert a.top is not None and a.top.label == "broker.submit"
+    assert set(a.top.span_ids) == {"0" * 15 + "5", "0" * 15 + "6", "0" * 15 + "7"}
+    assert a.top.critical_ns == 873 * MS  # 879 ms of calls minus the broker's own child
+    labels = {c.label for c in a.contributions}
+    # A DB span with no server under it stays its own cause, even as an only child.
+    assert {"fill.compute", "SELECT 1", "risk.check", "order.place"} <= labels
+    assert "POST" not in labels

@@ -11,10 +11,14 @@ Rules (also in docs/investigate.md):
   current point belongs to the span itself; then the walk continues from that child's
   start. Each child on the path is explained the same way, clipped to the time it
   was on the path. The contributions add up to the request span's duration.
-* **Remote calls.** A SERVER span whose parent is a CLIENT span (e.g. the broker's
-  own ``POST /orders`` under the gateway's ``broker.submit``) is folded into that
-  client span: network plus remote handling is reported as the client span, since
-  that is the call a caller can act on. Its own children stay separate.
+* **Remote calls.** A SERVER span whose parent is a CLIENT span (the broker's own
+  ``POST /api/v1/orders`` under the gateway's HTTP client span) is folded into that
+  client span: network plus remote handling is reported as the call that waited for
+  it. When that client span is the only child of an INTERNAL span of the same
+  service (``broker.submit`` wrapping the auto-instrumented ``POST``), the call is
+  reported under that wrapper, the name the application gave it. The remote
+  server's own children (its DB calls, ...) stay separate. Client spans with no
+  server child (asyncpg, Redis) are never folded: they are their own cause.
 """
 
 from __future__ import annotations
@@ -177,13 +181,10 @@ def analyze(trace: Trace, span_id: str = "") -> TraceAnalysis:
 
     def owner_of(span: Span) -> Span:
         parent = by_id.get(span.parent_span_id)
-        if (
-            span.kind == "SERVER"
-            and span is not root
-            and parent is not None
-            and parent.kind == "CLIENT"
-        ):
-            return owner_of(parent)
+        if span.kind == "SERVER" and span is not root and parent and parent.kind == "CLIENT":
+            return _call_wrapper(parent, by_id, children, root)
+        if span.kind == "CLIENT" and any(c.kind == "SERVER" for c in children[span.span_id]):
+            return _call_wrapper(span, by_id, children, root)
         return span
 
     groups: dict[str, tuple[str, int, list[str]]] = {}
@@ -217,3 +218,19 @@ def analyze(trace: Trace, span_id: str = "") -> TraceAnalysis:
 
     add_rows(root, 0)
     return TraceAnalysis(trace.trace_id, root, root.duration_ns, contributions, rows)
+
+
+def _call_wrapper(
+    client: Span, by_id: dict[str, Span], children: dict[str, list[Span]], root: Span
+) -> Span:
+    """The span a remote call is reported as: the client span, or its named wrapper."""
+    parent = by_id.get(client.parent_span_id)
+    if (
+        parent is not None
+        and parent is not root
+        and parent.kind == "INTERNAL"
+        and parent.service == client.service
+        and len(children.get(parent.span_id, [])) == 1
+    ):
+        return parent
+    return client
