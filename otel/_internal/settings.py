@@ -170,7 +170,7 @@ class SignalExport:
 
     protocol: Protocol = "http/protobuf"
     endpoint: str | None = None
-    """An explicit endpoint to force (only when the environment's one was rejected)."""
+    """The full endpoint to use; None lets the exporter apply its default."""
     timeout_s: float | None = None
 
 
@@ -318,11 +318,15 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
     protocol = r.choice(f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL", generic, protocols)
     specific = r.url(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT")
     base = r.url("OTEL_EXPORTER_OTLP_ENDPOINT")
+    # Resolved here and passed explicitly, so that an injected environ is honoured and a
+    # rejected value never reaches the exporter (which would read os.environ itself).
     endpoint: str | None = None
-    if specific == "" or (specific is None and base == ""):
-        # A rejected value must not reach the exporter, which would read it from the
-        # environment itself: force the endpoint the SDK would otherwise use.
-        endpoint = _join(base, protocol, signal) if base else _default_endpoint(protocol, signal)
+    if specific:
+        endpoint = specific
+    elif base:
+        endpoint = _join(base, protocol, signal)
+    elif specific == "" or base == "":
+        endpoint = _default_endpoint(protocol, signal)
     timeout = r.number(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT", -1.0)
     if timeout < 0:
         timeout = r.number("OTEL_EXPORTER_OTLP_TIMEOUT", -1.0)

@@ -21,7 +21,7 @@ def test_defaults_without_any_variable() -> None:
     assert s.fastapi_operation_spans is False
     assert s.excluded_routes == DEFAULT_EXCLUDED_ROUTES
     assert s.otlp["traces"].protocol == "http/protobuf"
-    assert s.otlp["traces"].endpoint is None  # the exporter reads the environment itself
+    assert s.otlp["traces"].endpoint is None  # the exporter applies its default
 
 
 def test_good_values_parse() -> None:
@@ -145,6 +145,19 @@ def test_endpoint_that_is_not_a_url_is_replaced(
     bad_var, bad_value = next((k, v) for k, v in env.items() if not v.startswith("http://"))
     assert bad_var in caplog.records[0].getMessage()
     assert repr(bad_value) in caplog.records[0].getMessage()
+
+
+def test_endpoints_resolve_per_signal_and_protocol() -> None:
+    s = Settings.from_env(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://gw:4318/",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://m:9000/custom",
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+        }
+    )
+    assert s.otlp["traces"].endpoint == "http://gw:4318/v1/traces"
+    assert s.otlp["metrics"].endpoint == "http://m:9000/custom"  # signal-specific: as is
+    assert s.otlp["logs"].endpoint == "http://gw:4318/"  # gRPC takes the base URL
 
 
 def test_malformed_resource_attribute_pair_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
