@@ -122,8 +122,10 @@ def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterPro
     originals: list[tuple[type, str, Any]] = []
     for cls, method, wrapper in targets:
         original = cls.__dict__.get(method)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
+        if original is None:
             continue
+        # An existing wrapper (another pipeline's, in tests) is wrapped again and put
+        # back by undo; configure() itself instruments once per process.
         setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
         originals.append((cls, method, original))
 
