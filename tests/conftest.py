@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.alerting",
     "tests.fixtures.lib",
+    "tests.fixtures.collector",
 ]
