@@ -54,18 +54,24 @@ class Histogram:
             self.total += value
 
     def exposition(self) -> bytes:
-        name = "trading_order_latency_seconds"
+        # The same histogram twice: with exemplars, and (as an untraced service would
+        # expose it) without any.
+        lines = [*self._family("trading_order_latency_seconds", True),
+                 *self._family("untraced_latency_seconds", False), "# EOF"]  # fmt: skip
+        return ("\n".join(lines) + "\n").encode()
+
+    def _family(self, name: str, exemplars: bool) -> list[str]:
         lines = [f"# TYPE {name} histogram", f"# UNIT {name} seconds"]
         with self.lock:
             for i, le in enumerate(BUCKETS):
                 le_text = "+Inf" if le == float("inf") else repr(le)
                 line = f'{name}_bucket{{le="{le_text}"}} {self.counts[i]}'
-                if i in self.exemplars:
+                if exemplars and i in self.exemplars:
                     tid, sid, v, ts = self.exemplars[i]
                     line += f' # {{trace_id="{tid}",span_id="{sid}"}} {v} {ts:.3f}'
                 lines.append(line)
-            lines += [f"{name}_count {self.counts[-1]}", f"{name}_sum {self.total}", "# EOF"]
-        return ("\n".join(lines) + "\n").encode()
+            lines += [f"{name}_count {self.counts[-1]}", f"{name}_sum {self.total}"]
+        return lines
 
 
 def _span(tid: str, sid: str, parent: str, name: str, kind: int, start: float, end: float,
@@ -278,3 +284,8 @@ def test_cli_exit_code_when_exemplar_storage_is_off(scenario: Scenario) -> None:
     ])  # fmt: skip
     assert result.exit_code == 1
     assert "exemplar storage" in result.stderr
+
+
+def test_exemplar_storage_on_but_no_exemplars_is_explained(scenario: Scenario) -> None:
+    with pytest.raises(ExemplarStorageError, match="exemplar storage is on, but Prometheus holds"):
+        investigate(_options(scenario, metric="untraced_latency_seconds"))

@@ -178,22 +178,20 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
 
     rate_s = parse_duration(opts.rate_window)
     ranges = [spikes.exemplar_range(w, rate_s) for w in windows]
-    slow, baseline = _exemplars(prom, opts, ranges, progress)
-    if not slow and not baseline:
-        enabled = prom.exemplar_storage_enabled()
-        reason = (
-            "Prometheus runs without exemplar storage"
-            if enabled is False
-            else "Prometheus returned no exemplars at all for this range, although the "
-            "histogram has data; exemplar storage is probably off"
-        )
-        raise ExemplarStorageError(
-            f"{len(windows)} spike window(s) found, but they cannot be followed to traces: "
-            f"{reason}. Fix: {EXEMPLAR_HINT}."
-        )
+    picked = _exemplars(prom, opts, ranges, progress)
+    if picked.seen == 0:
+        raise ExemplarStorageError(_no_exemplars_message(prom, len(windows)))
+    slow, baseline = picked.slow, picked.baseline
     if not slow:
         report.notes.append(
-            f"no exemplar above the SLO ({format_ms(opts.slo)}) inside the spike windows"
+            "Prometheus has exemplars, but none inside the spike windows: the slow requests "
+            "may not have been traced (sampled out, or no span active when the latency "
+            "was recorded)"
+        )
+    elif not picked.above_slo:
+        report.notes.append(
+            f"no exemplar above the SLO ({format_ms(opts.slo)}) inside the spike windows; "
+            "showing the slowest ones there instead"
         )
 
     report.traces = [TraceReport(e.trace_id, "slow", e) for e in slow] + [
@@ -232,12 +230,21 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
     return report
 
 
+@dataclass(frozen=True)
+class _Picked:
+    slow: list[Exemplar]
+    baseline: list[Exemplar]
+    seen: int
+    """Exemplars Prometheus returned over the whole range, before any filtering."""
+    above_slo: bool
+
+
 def _exemplars(
     prom: PrometheusClient,
     opts: InvestigateOptions,
     ranges: list[tuple[float, float]],
     progress: Progress,
-) -> tuple[list[Exemplar], list[Exemplar]]:
+) -> _Picked:
     """Slow exemplars from each spike window, and baseline ones from outside them."""
     query = f"{opts.metric}_bucket"
     in_windows: list[Exemplar] = []
@@ -248,6 +255,7 @@ def _exemplars(
     everything = prom.query_exemplars(query, opts.start, opts.end)
     window_hits = spikes.dedupe(in_windows)
     slow = [e for e in window_hits if e.value > opts.slo]
+    above = bool(slow)
     if not slow:
         # Nothing above the SLO was sampled: the slowest orders in the window still tell.
         slow = window_hits
@@ -258,7 +266,29 @@ def _exemplars(
     ]
     # The most recent ones: closest to the spike, so the same code and data are compared.
     baseline.sort(key=lambda e: e.timestamp)
-    return slow[: opts.max_traces], baseline[-opts.max_traces :]
+    return _Picked(
+        slow[: opts.max_traces],
+        baseline[-opts.max_traces :],
+        len(everything) + len(in_windows),
+        above,
+    )
+
+
+def _no_exemplars_message(prom: PrometheusClient, windows: int) -> str:
+    enabled = prom.exemplar_storage_enabled()
+    head = f"{windows} spike window(s) found, but they cannot be followed to traces: "
+    if enabled is False:
+        return f"{head}Prometheus runs without exemplar storage. Fix: {EXEMPLAR_HINT}."
+    if enabled is True:
+        return (
+            f"{head}exemplar storage is on, but Prometheus holds no exemplars for this range. "
+            "Check that the services record latencies inside a sampled span and that the "
+            "target is scraped in the OpenMetrics format (exemplars are dropped otherwise)."
+        )
+    return (
+        f"{head}Prometheus returned no exemplars at all for this range, although the "
+        f"histogram has data; exemplar storage is probably off. Fix: {EXEMPLAR_HINT}."
+    )
 
 
 def _add_links(report: Report, found: dict[str, Trace]) -> None:
