@@ -136,3 +136,18 @@ def test_scrape_jobs(name: str) -> None:
     for svc in ("orchestrator", "execution-gateway", "signal-service", "market-data"):
         assert svc in jobs
     assert doc["alerting"]["alertmanagers"]
+
+
+def test_metric_name_check_catches_unknown_names() -> None:
+    # The checker used by the rule, runbook and dashboard tests must not be vacuous.
+    bad = unknown_metrics(
+        [
+            'sum by (job) (rate(trading_order_total{status="x"}[5m]))',
+            'rate({__name__=~"otelcol_nothing_.*"}[5m])',
+            "trading_orders_total and on (job) up",
+        ]
+    )
+    assert bad == {
+        'sum by (job) (rate(trading_order_total{status="x"}[5m]))': {"trading_order_total"},
+        'rate({__name__=~"otelcol_nothing_.*"}[5m])': {"__name__=~otelcol_nothing_.*"},
+    }
