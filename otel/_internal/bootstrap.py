@@ -205,14 +205,16 @@ def instrument(telemetry: Telemetry) -> None:
     # Stable HTTP conventions: http.client.request.duration in seconds (with our view)
     # instead of the old millisecond http.client.duration. An explicit choice stays.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    if "fastapi" not in disabled and "*" not in disabled:
-        server = http_server.ServerTelemetry(
-            telemetry.tracer_provider,
-            telemetry.meter_provider,
-            excluded=s.excluded_paths_regex(),
-            operation_spans=s.fastapi_operation_spans,
-        )
-        telemetry.undo.append(http_server.install(server))
+    off = "fastapi" in disabled or "*" in disabled
+    # Installed even when disabled: with global providers set, FastAPI would otherwise
+    # switch its own telemetry on.
+    server = http_server.ServerTelemetry(
+        None if off else telemetry.tracer_provider,
+        None if off else telemetry.meter_provider,
+        excluded=s.excluded_paths_regex(),
+        operation_spans=s.fastapi_operation_spans,
+    )
+    telemetry.undo.append(http_server.install(server))
     telemetry.undo.append(
         instrument_libraries(telemetry.tracer_provider, telemetry.meter_provider, disabled)
     )

@@ -284,6 +284,8 @@ def _enabled(self: Any) -> bool:
     if active is None:
         assert _original is not None
         return bool(_original[0](self))
+    if active.tracer is None and active.duration is None:
+        return False  # disabled on purpose: FastAPI's own path must stay off too
     return bool(self.config.get("tracing", True) or self.config.get("metrics", True))
 
 
