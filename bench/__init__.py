@@ -1,0 +1,1 @@
+"""Benchmarks for trading-otel: ``python -m bench`` prints side-by-side figures."""

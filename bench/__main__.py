@@ -1,0 +1,239 @@
+"""``python -m bench`` (``make bench``): side-by-side figures, never pass/fail.
+
+1. A minimal FastAPI endpoint and an order-shaped one (one histogram, two counters, one
+   log line), each (a) uninstrumented, (b) under stock ``opentelemetry-instrument`` with
+   its defaults, (c) with trading-otel (traces, metrics and logs on). Per case: time per
+   request in-process (direct ASGI calls), throughput under ``wrk`` on loopback with the
+   ratio to (a), and process CPU per request including the export threads. Exports go to
+   a local OTLP sink in another process, so no network is needed.
+2. One trading histogram record against ``prometheus_client``, in ns per op.
+
+Every case runs in a fresh interpreter. Figures from one run are comparable with each
+other; absolute numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench import micro
+from bench.worker import ENDPOINTS, SETUPS
+from otel._internal.procs import ManagedProcess, free_port, http_probe, tcp_ok
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+LABELS = {"bare": "(a) uninstrumented", "stock": "(b) opentelemetry-instrument",
+          "trading": "(c) trading-otel"}  # fmt: skip
+
+
+@dataclass
+class Case:
+    endpoint: str
+    setup: str
+    wall_us: float = 0.0
+    cpu_us: float = 0.0
+    spans_per_req: float = 0.0
+    logs_per_req: float = 0.0
+    rps: float | None = None
+    http_cpu_us: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Sink:
+    """The OTLP sink process and its counters."""
+
+    def __init__(self, root: Path) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.counts_path = root / "sink-counts.json"
+        self.proc = ManagedProcess(
+            "otlp-sink",
+            [PY, "-m", "bench.sink", "--grpc-port", str(self.grpc_port),
+             "--http-port", str(self.http_port), "--counts", str(self.counts_path)],
+            root / "sink.log", ready=tcp_ok(self.http_port), cwd=ROOT,
+            ports=(self.grpc_port, self.http_port),
+        )  # fmt: skip
+
+    def counts(self) -> dict[str, int]:
+        data: dict[str, int] = json.loads(self.counts_path.read_text())
+        return data
+
+
+def _clean_env() -> dict[str, str]:
+    # Inherited OTEL_* settings would make the setups differ from what the table says.
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRADING_OTEL_"))}
+
+
+def case_command(setup: str, sink: Sink, args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment for one worker process."""
+    env = _clean_env() | {"OTEL_SERVICE_NAME": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [PY, "-m", "bench.worker", "--setup", setup, *args]
+    if setup == "stock":
+        # Pick the stock distro explicitly: ours is installed too and would win otherwise.
+        env |= {
+            "OTEL_PYTHON_DISTRO": "distro",
+            "OTEL_PYTHON_CONFIGURATOR": "configurator",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.grpc_port}",
+        }
+        argv = [str(Path(PY).parent / "opentelemetry-instrument"), *argv]
+    elif setup == "trading":
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.http_port}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "otlp",
+        }
+    return argv, env
+
+
+def run_inproc(case: Case, sink: Sink, root: Path, n: int, warmup: int) -> None:
+    out = root / f"inproc-{case.endpoint}-{case.setup}.json"
+    argv, env = case_command(
+        case.setup, sink,
+        ["--endpoint", case.endpoint, "--mode", "inproc", "--n", str(n),
+         "--warmup", str(warmup), "--out", str(out)],
+    )  # fmt: skip
+    before = sink.counts()
+    log = root / f"inproc-{case.endpoint}-{case.setup}.log"
+    with log.open("wb") as fh:
+        proc = subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh,
+                              timeout=300, check=False)  # fmt: skip
+    if proc.returncode != 0 or not out.exists():
+        case.notes.append(f"in-process run failed (exit {proc.returncode}), see {log}")
+        return
+    result = json.loads(out.read_text())
+    case.wall_us, case.cpu_us = result["wall_us"], result["cpu_us"]
+    time.sleep(0.3)  # the sink records counts after answering; let the last write land
+    after = sink.counts()
+    total = n + warmup
+    case.spans_per_req = (after["spans"] - before["spans"]) / total
+    case.logs_per_req = (after["logs"] - before["logs"]) / total
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, seconds: int, connections: int) -> tuple[float, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout  # fmt: skip
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    return float(rps.group(1)), int(total.group(1))
+
+
+def run_http(case: Case, sink: Sink, root: Path, seconds: int, connections: int) -> None:
+    port = free_port()
+    argv, env = case_command(case.setup, sink, ["--mode", "serve", "--port", str(port)])
+    name = f"{case.endpoint}-{case.setup}"
+    server = ManagedProcess(
+        f"bench-{name}", argv, root / f"serve-{name}.log",
+        ready=http_probe(f"http://127.0.0.1:{port}/ping"), env=env, cwd=ROOT, ports=(port,),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{ENDPOINTS[case.endpoint]}?symbol=AAPL&side=buy"
+    try:
+        server.start(timeout=60)
+        assert server.pid is not None
+        _wrk(url, 1, connections)  # warm-up: imports, first aggregations, JIT-free caches
+        cpu0 = _cpu_seconds(server.pid)
+        case.rps, requests = _wrk(url, seconds, connections)
+        case.http_cpu_us = (_cpu_seconds(server.pid) - cpu0) / max(requests, 1) * 1e6
+    except Exception as exc:  # one broken case must not hide the others
+        case.notes.append(f"HTTP run failed: {exc}")
+    finally:
+        server.stop()
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(cases: list[Case], micro_results: list[micro.MicroResult]) -> str:
+    lines = [
+        "FastAPI endpoint cost (one run, side by side; lower is better except req/s)",
+        "",
+        f"{'endpoint':8} {'setup':30} {'µs/req':>8} {'added':>7} {'CPU µs':>7} "
+        f"{'spans':>5} {'logs':>5} {'wrk req/s':>10} {'vs (a)':>7} {'CPU µs':>7}",
+        f"{'':8} {'':30} {'in-proc':>8} {'µs':>7} {'in-proc':>7} {'/req':>5} {'/req':>5} "
+        f"{'':>10} {'':>7} {'HTTP':>7}",
+    ]
+    for endpoint in ENDPOINTS:
+        rows = [c for c in cases if c.endpoint == endpoint]
+        base = next((c for c in rows if c.setup == "bare"), None)
+        for c in rows:
+            added = c.wall_us - base.wall_us if base and c.setup != "bare" else None
+            ratio = c.rps / base.rps if base and base.rps and c.rps else None
+            lines.append(
+                f"{endpoint:8} {LABELS[c.setup]:30} {_fmt(c.wall_us):>8} {_fmt(added, '+.0f'):>7} "
+                f"{_fmt(c.cpu_us):>7} {c.spans_per_req:5.1f} {c.logs_per_req:5.1f} "
+                f"{_fmt(c.rps):>10} {_fmt(ratio, '.2f'):>7} {_fmt(c.http_cpu_us):>7}"
+            )
+            lines += [f"{'':8} ! {note}" for note in c.notes]
+    lines += ["", "Metric record, histogram with 3-4 attributes inside a sampled span", ""]
+    ref = next((r for r in micro_results if r.name.startswith("prometheus_client bound")), None)
+    for r in micro_results:
+        ratio = f"{r.ns_per_op / ref.ns_per_op:5.1f}x" if ref else ""
+        lines.append(f"  {r.name:45} {r.ns_per_op:8.0f} ns/op  {ratio} prometheus_client child")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer requests, shorter wrk runs")
+    parser.add_argument("--no-http", action="store_true", help="skip the wrk runs")
+    parser.add_argument("--json", type=Path, help="also write all figures to this file")
+    args = parser.parse_args(argv)
+    n, warmup, seconds = (1000, 200, 3) if args.quick else (3000, 500, 8)
+    http = not args.no_http and shutil.which("wrk") is not None
+    if not args.no_http and not http:
+        print("wrk not found: skipping HTTP throughput (install it: apt-get install wrk)")
+
+    root = Path(tempfile.mkdtemp(prefix="trading-otel-bench-"))
+    sink = Sink(root)
+    sink.proc.start(timeout=30)
+    cases = [Case(e, s) for e in ENDPOINTS for s in SETUPS]
+    try:
+        for c in cases:
+            print(f"in-process  {c.endpoint:6} {LABELS[c.setup]} ...", flush=True)
+            run_inproc(c, sink, root, n, warmup)
+        if http:
+            for c in cases:
+                print(f"wrk {seconds}s      {c.endpoint:6} {LABELS[c.setup]} ...", flush=True)
+                run_http(c, sink, root, seconds, connections=16)
+    finally:
+        sink.proc.stop()
+    print("micro-benchmark ...", flush=True)
+    micro_results = micro.run(n=20_000 if args.quick else 50_000, rounds=3 if args.quick else 5)
+    print()
+    print(render(cases, micro_results))
+    print(f"\nlogs: {root}")
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"cases": [asdict(c) for c in cases], "micro": [asdict(r) for r in micro_results]},
+            indent=2,
+        ))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
