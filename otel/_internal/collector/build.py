@@ -74,8 +74,22 @@ def is_current(manifest: Path = MANIFEST, binary: Path = BINARY) -> bool:
     return stamp.read_text().strip() == manifest_hash(manifest)
 
 
+#: Where the Go tarball install puts it, for shells (make, CI) whose PATH lacks it.
+_GO_FALLBACK = Path("/usr/local/go/bin")
+
+
+def go_env() -> dict[str, str]:
+    """This environment, with Go's bin directory on PATH when ``go`` is not found."""
+    env = dict(os.environ)
+    if shutil.which("go") is None and (_GO_FALLBACK / "go").is_file():
+        env["PATH"] = f"{_GO_FALLBACK}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def _gopath_bin() -> Path:
-    out = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["go", "env", "GOPATH"], capture_output=True, text=True, check=False, env=go_env()
+    )
     if out.returncode != 0:
         raise BuildError(f"`go env GOPATH` failed: {out.stderr.strip()}")
     return Path(out.stdout.strip().split(os.pathsep)[0]) / "bin"
@@ -83,8 +97,11 @@ def _gopath_bin() -> Path:
 
 def builder_path(version: str, progress: Progress | None = None) -> Path:
     """Path of an ocb builder at ``version``, installed with ``go install`` when missing."""
-    if shutil.which("go") is None:
-        raise BuildError("Go is not installed (needed to build the collector); see README")
+    if shutil.which("go", path=go_env()["PATH"]) is None:
+        raise BuildError(
+            "Go is not installed (needed to build the collector): run "
+            "scripts/install-system-deps.sh"
+        )
     candidate = _gopath_bin() / "builder"
     if candidate.is_file():
         out = subprocess.run([str(candidate), "version"], capture_output=True, text=True)
@@ -93,7 +110,10 @@ def builder_path(version: str, progress: Progress | None = None) -> Path:
     if progress:
         progress(f"installing {BUILDER_MODULE}@{version}", 0.0)
     out = subprocess.run(
-        ["go", "install", f"{BUILDER_MODULE}@{version}"], capture_output=True, text=True
+        ["go", "install", f"{BUILDER_MODULE}@{version}"],
+        capture_output=True,
+        text=True,
+        env=go_env(),
     )
     if out.returncode != 0:
         raise BuildError(
@@ -121,6 +141,7 @@ def _run_streaming(argv: list[str], progress: Progress | None) -> tuple[int, str
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        env=go_env(),
     )
     lines: list[str] = []
     assert proc.stdout is not None

@@ -1,0 +1,83 @@
+"""The collector build cache and manifest reading, without running the builder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from otel._internal.collector import build as building
+
+
+def fake_binary(tmp_path: Path, manifest: Path) -> Path:
+    binary = tmp_path / "bin" / "otelcol-trading"
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (binary.parent / "otelcol-trading.sha256").write_text(building.manifest_hash(manifest) + "\n")
+    return binary
+
+
+def test_builder_version_is_pinned_once_in_the_manifest() -> None:
+    assert building.pinned_version() == "v0.159.0"
+    text = building.MANIFEST.read_text()
+    # every component shares the release: core/contrib v0.159.0
+    versions = {line.split()[-1] for line in text.splitlines() if "gomod:" in line}
+    assert versions == {"v0.159.0"}
+
+
+def test_manifest_components_cover_the_distribution() -> None:
+    types = building.manifest_types()
+    assert types["receivers"] == {"otlp", "hostmetrics", "prometheus"}
+    assert {"memory_limiter", "batch", "tail_sampling", "redaction", "transform"} <= types[
+        "processors"
+    ]
+    assert {"prometheus", "prometheus_remote_write", "otlp_grpc", "otlp_http", "file"} <= types[
+        "exporters"
+    ]
+    assert "span_metrics" in types["connectors"]
+    assert {"health_check", "file_storage", "bearertokenauth", "pprof", "zpages"} == types[
+        "extensions"
+    ]
+
+
+def test_cache_hit_skips_the_builder(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    shutil.copy(building.MANIFEST, manifest)
+    binary = fake_binary(tmp_path, manifest)
+    assert building.is_current(manifest, binary)
+    result = building.build(manifest, binary)
+    assert not result.built and result.binary == binary
+
+
+def test_cache_misses_when_the_manifest_changes(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    shutil.copy(building.MANIFEST, manifest)
+    binary = fake_binary(tmp_path, manifest)
+    manifest.write_text(manifest.read_text() + "\n# changed\n")
+    assert not building.is_current(manifest, binary)
+
+
+def test_cache_misses_without_binary_or_stamp(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    shutil.copy(building.MANIFEST, manifest)
+    binary = fake_binary(tmp_path, manifest)
+    (binary.parent / "otelcol-trading.sha256").unlink()
+    assert not building.is_current(manifest, binary)
+    binary.unlink()
+    assert not building.is_current(manifest, binary)
+
+
+def test_manifest_without_pinned_core_line_is_an_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("dist:\n  name: x\n")
+    with pytest.raises(building.BuildError, match="otlpreceiver"):
+        building.pinned_version(manifest)
+
+
+def test_unknown_module_in_manifest_is_an_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("receivers:\n  - gomod: example.com/x/kafkareceiver v0.159.0\n")
+    with pytest.raises(building.BuildError, match="kafkareceiver"):
+        building.manifest_types(manifest)
