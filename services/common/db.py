@@ -53,3 +53,25 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     async with pool.acquire() as conn:
         await migrate(conn)
     return pool
+
+
+class HealthProbe:
+    """``SELECT 1`` on a connection of its own, so a busy pool never reads as "Postgres down"."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    async def __call__(self) -> None:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.dsn, timeout=2)
+        try:
+            await self._conn.fetchval("SELECT 1")
+        except Exception:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import telemetry
 from services.common.config import ServiceSettings
-from services.common.db import create_pool
+from services.common.db import HealthProbe, create_pool
 from services.common.faults import FaultWatcher
 from services.common.telemetry import meters
 from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
@@ -49,7 +49,8 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         app.state.gateway = Gateway(
             cfg, store, redis, broker, risk, breaker, Prices(redis, cfg.stale_after_s), deps
         )
-        deps.add("postgres", lambda: pool.fetchval("SELECT 1"))
+        pg_probe = HealthProbe(cfg.pg_dsn)
+        deps.add("postgres", pg_probe)
         deps.add("redis", redis.ping)
         deps.add("broker", broker.health)
         risk.publish_limits()
@@ -66,6 +67,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
             await faults.stop()
             await broker.aclose()
             await redis.aclose()
+            await pg_probe.close()
             await pool.close()
             if telemetry_on:
                 telemetry.shutdown()

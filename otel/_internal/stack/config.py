@@ -1,0 +1,90 @@
+"""Where the local stack lives and which ports it uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from otel._internal.procs import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+#: The documented local ports (docs/local-stack.md, ARCHITECTURE "Local ports").
+DEFAULT_PORTS: dict[str, int] = {
+    "orchestrator": 8001,
+    "execution-gateway": 8002,
+    "signal-service": 8003,
+    "market-data": 8004,
+    "broker-simulator": 8005,
+    "postgres": 5432,
+    "redis": 6379,
+    "otlp-grpc": 4317,
+    "otlp-http": 4318,
+    "collector-telemetry": 8888,
+    "collector-prometheus": 8889,
+    "collector-health": 13133,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "alert-receiver": 9095,
+    # Each service's direct Prometheus endpoint (scraped for liveness by Prometheus).
+    "orchestrator-metrics": 9401,
+    "execution-gateway-metrics": 9402,
+    "signal-service-metrics": 9403,
+    "market-data-metrics": 9404,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """One local stack: its directory (``var/``) and its ports.
+
+    Args:
+        var_dir: Data, logs (``log/``), telemetry files and the state file live here.
+        ports: Port by component key (see :data:`DEFAULT_PORTS`).
+        only: Start only these components (names as in ``trading-otel status``);
+            None means every component whose prerequisites are present.
+        ready_timeout_s: How long one component may take to become ready.
+    """
+
+    var_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    only: tuple[str, ...] | None = None
+    ready_timeout_s: float = 60.0
+
+    @classmethod
+    def default(cls, var_dir: Path | None = None) -> StackConfig:
+        """The stack under ``<checkout>/var`` on the documented ports."""
+        return cls(var_dir or REPO_ROOT / "var")
+
+    def with_free_ports(self) -> StackConfig:
+        """A copy on fresh free ports (tests: never collide with a running stack)."""
+        return replace(self, ports={k: free_port() for k in self.ports})
+
+    def port(self, key: str) -> int:
+        try:
+            return self.ports[key]
+        except KeyError:
+            raise KeyError(f"no port configured for {key!r}") from None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def state_path(self) -> Path:
+        return self.var_dir / "stack.json"
+
+    @property
+    def telemetry_dir(self) -> Path:
+        return self.var_dir / "telemetry"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port('redis')}/0"
+
+    @property
+    def pg_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port('postgres')}/trading"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
