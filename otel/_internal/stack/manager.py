@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 from collections.abc import Callable, Sequence
@@ -9,13 +10,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
 
-from otel._internal.procs import ServerError, port_in_use
+from otel._internal.procs import ManagedProcess, ServerError, port_in_use
 from otel._internal.stack.components import COMPONENTS, REQUIRED, Component
 from otel._internal.stack.config import REPO_ROOT, StackConfig
 from otel._internal.stack.state import Entry, StateFile, start_ticks
 
 _log = logging.getLogger("otel.stack")
 Report = Callable[[str], None]
+
+
+#: Handles of the processes started by this Python process. Kept alive on purpose: the
+#: stack outlives ``up()``, and a dropped handle would warn that its child still runs;
+#: ``down()`` in the same process uses them to reap the children it stopped.
+_HANDLES: dict[int, ManagedProcess] = {}
 
 
 class StackError(RuntimeError):
@@ -117,6 +124,7 @@ def up(
     except BaseException:
         for entry in reversed(started):
             entry.stop()
+            _reap(entry.pid)
             state.remove(entry.name)
         raise
     return status(config, components, skipped=skipped)
@@ -125,6 +133,8 @@ def up(
 def _start(comp: Component, config: StackConfig, names: frozenset[str]) -> Entry:
     proc = comp.launch(config, names)
     pid = proc.pid
+    if pid is not None:
+        _HANDLES[pid] = proc
     ticks = start_ticks(pid) if pid is not None else None
     if pid is None or ticks is None:
         raise ServerError(f"{comp.name} exited right after becoming ready")
@@ -149,11 +159,19 @@ def down(
         if entry.ours():
             outcome = entry.stop()
             stopped.append(name)
+            _reap(entry.pid)
         else:
             outcome = f"pid {entry.pid} is no longer ours; left alone"
         report(f"{name}: {outcome}")
         state.remove(name)
     return stopped
+
+
+def _reap(pid: int) -> None:
+    handle = _HANDLES.pop(pid, None)
+    if handle is not None and handle.proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            handle.proc.wait(5)
 
 
 def status(
