@@ -111,7 +111,10 @@ def run_inproc(case: Case, sink: Sink, root: Path, n: int, warmup: int) -> None:
         case.notes.append(f"in-process run failed (exit {proc.returncode}), see {log}")
         return
     result = json.loads(out.read_text())
-    case.wall_us, case.cpu_us = result["wall_us"], result["cpu_us"]
+    # Several rounds per case: keep the least disturbed one (other processes share the CPU).
+    first = case.wall_us == 0.0
+    case.wall_us = result["wall_us"] if first else min(case.wall_us, result["wall_us"])
+    case.cpu_us = result["cpu_us"] if first else min(case.cpu_us, result["cpu_us"])
     time.sleep(0.3)  # the sink records counts after answering; let the last write land
     after = sink.counts()
     total = n + warmup
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-http", action="store_true", help="skip the wrk runs")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     args = parser.parse_args(argv)
-    n, warmup, seconds = (1000, 200, 3) if args.quick else (3000, 500, 8)
+    n, warmup, seconds, rounds = (1000, 200, 3, 1) if args.quick else (3000, 500, 8, 3)
     http = not args.no_http and shutil.which("wrk") is not None
     if not args.no_http and not http:
         print("wrk not found: skipping HTTP throughput (install it: apt-get install wrk)")
@@ -214,9 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     sink.proc.start(timeout=30)
     cases = [Case(e, s) for e in ENDPOINTS for s in SETUPS]
     try:
-        for c in cases:
-            print(f"in-process  {c.endpoint:6} {LABELS[c.setup]} ...", flush=True)
-            run_inproc(c, sink, root, n, warmup)
+        for r in range(rounds):
+            for c in cases:
+                print(f"in-process  {c.endpoint:6} {LABELS[c.setup]} (round {r + 1}/{rounds})",
+                      flush=True)  # fmt: skip
+                run_inproc(c, sink, root, n, warmup)
         if http:
             for c in cases:
                 print(f"wrk {seconds}s      {c.endpoint:6} {LABELS[c.setup]} ...", flush=True)

@@ -221,3 +221,52 @@ class BoundRecorder:
             _TRACE_BASED if type(exemplar_filter) is TraceBasedExemplarFilter else (exemplar_filter)
         )
         self._storages = storages
+
+
+class CachedRecorder:
+    """``record(value, attributes)`` for any SDK instrument, with one bound set per attributes.
+
+    For instruments outside the catalogue whose attribute sets repeat (e.g. the HTTP
+    server duration: route, method, status). Past ``max_sets`` distinct sets, or for
+    unhashable attribute values, it records through the public method.
+
+    Args:
+        instrument: A synchronous instrument.
+        method: ``record``, ``add`` or ``set``.
+        non_negative: True for histograms and counters.
+        max_sets: Bound on cached attribute sets.
+    """
+
+    __slots__ = ("_cache", "_method", "_public", "instrument", "max_sets", "non_negative")
+
+    def __init__(
+        self,
+        instrument: Any,
+        method: str = "record",
+        non_negative: bool = True,
+        max_sets: int = 2000,
+    ) -> None:
+        self.instrument = instrument
+        self._method = method
+        self._public: Callable[[float, Mapping[str, Any]], None] = getattr(instrument, method)
+        self.non_negative = non_negative
+        self.max_sets = max_sets
+        self._cache: dict[tuple[tuple[str, Any], ...], BoundRecorder] = {}
+
+    def __call__(self, value: float, attributes: Mapping[str, Any]) -> None:
+        """Record ``value`` with ``attributes`` (not mutated, not kept by reference)."""
+        key = tuple(attributes.items())
+        try:
+            bound = self._cache.get(key)
+        except TypeError:  # an unhashable value, e.g. a list attribute
+            self._public(value, attributes)
+            return
+        if bound is None:
+            if len(self._cache) >= self.max_sets:
+                self._public(value, attributes)
+                return
+            bound = BoundRecorder(
+                self.instrument, self._method, dict(attributes), self.non_negative
+            )
+            self._cache[key] = bound
+        bound(value)

@@ -325,3 +325,64 @@ def test_get_meters_rebinds_when_the_global_provider_changes(
 
 def test_catalogue_keys_resolve_by_key() -> None:
     assert BY_KEY["order_latency"].prom_name == "trading_order_latency_seconds"
+
+
+# --- CachedRecorder and the lean reservoir, outside the catalogue -------------------------
+
+
+def _points_by_attrs(reader: InMemoryMetricReader) -> dict[tuple[Any, ...], Any]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        tuple(sorted((k, str(v)) for k, v in p.attributes.items())): p
+        for sm in data.resource_metrics[0].scope_metrics
+        for m in sm.metrics
+        for p in m.data.data_points
+    }
+
+
+def test_cached_recorder_matches_public_record() -> None:
+    from otel._internal.fastpath import CachedRecorder
+
+    readers = InMemoryMetricReader(), InMemoryMetricReader()
+    fast_p, slow_p = (MeterProvider(metric_readers=[r]) for r in readers)
+    fast_h = fast_p.get_meter("t").create_histogram("http.server.request.duration", unit="s")
+    slow_h = slow_p.get_meter("t").create_histogram("http.server.request.duration", unit="s")
+    rec = CachedRecorder(fast_h, max_sets=2)
+    for i in range(30):
+        attrs = {"http.route": f"/r{i % 4}", "http.response.status_code": 200, "ok": True}
+        rec(0.01 * i, attrs)
+        slow_h.record(0.01 * i, attrs)
+    rec(0.5, {"tags": ["a", "b"]})  # unhashable: public path
+    slow_h.record(0.5, {"tags": ["a", "b"]})
+    assert len(rec._cache) == 2  # bounded; the other routes used the public path
+    fast, slow = _points_by_attrs(readers[0]), _points_by_attrs(readers[1])
+    assert fast.keys() == slow.keys()
+    for key, point in fast.items():
+        assert (point.count, point.sum, list(point.bucket_counts)) == (
+            slow[key].count,
+            slow[key].sum,
+            list(slow[key].bucket_counts),
+        )
+
+
+def test_lean_reservoir_keeps_attributes_a_view_dropped() -> None:
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    from otel._internal.fastpath import lean_reservoir_factory
+
+    reader = InMemoryMetricReader()
+    view = View(
+        instrument_name="h",
+        attribute_keys={"route"},
+        aggregation=ExplicitBucketHistogramAggregation((1.0, 2.0)),
+        exemplar_reservoir_factory=lean_reservoir_factory,
+    )
+    provider = MeterProvider(metric_readers=[reader], views=[view])
+    hist = provider.get_meter("t").create_histogram("h")
+    with TracerProvider().get_tracer("t").start_as_current_span("s"):
+        hist.record(1.5, {"route": "/x", "user": "u1"})
+    [point] = _points_by_attrs(reader).values()
+    assert dict(point.attributes) == {"route": "/x"}
+    [ex] = point.exemplars
+    assert ex.value == 1.5 and ex.filtered_attributes == {"user": "u1"} and ex.trace_id
