@@ -151,3 +151,29 @@ def test_metric_name_check_catches_unknown_names() -> None:
         'sum by (job) (rate(trading_order_total{status="x"}[5m]))': {"trading_order_total"},
         'rate({__name__=~"otelcol_nothing_.*"}[5m])': {"__name__=~otelcol_nothing_.*"},
     }
+
+
+def test_rendered_local_config_swaps_addresses_only(promtool: str, tmp_path: Path) -> None:
+    from otel._internal.alerts.stackparts import render_prometheus_config
+
+    doc = render_prometheus_config(
+        {"otel-collector-exporter": "127.0.0.1:1111", "market-data": None},
+        alertmanager="127.0.0.1:2222",
+    )
+    jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
+    assert jobs["otel-collector-exporter"]["static_configs"] == [{"targets": ["127.0.0.1:1111"]}]
+    assert jobs["otel-collector-exporter"]["honor_labels"] is True
+    assert "market-data" not in jobs
+    assert jobs["otel-collector"]["static_configs"] == [{"targets": ["127.0.0.1:8888"]}]
+    assert doc["alerting"]["alertmanagers"][0]["static_configs"] == [
+        {"targets": ["127.0.0.1:2222"]}
+    ]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in doc["rule_files"])
+    assert doc["global"]["evaluation_interval"] == "5s"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(doc))
+    res = _run(promtool, "check", "config", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "alerting" not in render_prometheus_config({}, alertmanager=None)
+    with pytest.raises(ValueError, match="unknown scrape job"):
+        render_prometheus_config({"nope": "127.0.0.1:1"}, alertmanager=None)
