@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -54,6 +56,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         deps.add("redis", redis.ping)
         deps.add("broker", broker.health)
         risk.publish_limits()
+        pnl = asyncio.create_task(app.state.gateway.pnl_loop(), name="pnl")
         faults.start()
         deps.start()
         try:
@@ -63,6 +66,9 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         try:
             yield
         finally:
+            pnl.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pnl
             await deps.stop()
             await faults.stop()
             await broker.aclose()
