@@ -179,20 +179,24 @@ def test_mounted_configs_are_the_deploy_configs() -> None:
     assert hosts - {"localhost"} <= set(svcs)
 
 
-def _compose_plugin() -> str | None:
+def _compose_cli() -> list[str] | None:
+    """``docker compose`` (v2 plugin) or ``docker-compose`` (v1), whichever works here."""
     docker = shutil.which("docker")
-    if docker is None:
-        return None
-    ok = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
-    return docker if ok.returncode == 0 else None
+    if docker is not None:
+        ok = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if ok.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy is not None else None
 
 
-@pytest.mark.skipif(_compose_plugin() is None, reason="docker compose plugin not installed")
+@pytest.mark.skipif(_compose_cli() is None, reason="neither docker compose nor docker-compose")
 def test_docker_compose_config() -> None:
-    docker = _compose_plugin()
-    assert docker is not None
+    # The client validates and interpolates the files without talking to an engine.
+    cli = _compose_cli()
+    assert cli is not None
     res = subprocess.run(
-        [docker, "compose", "-f", str(FILES[0]), "-f", str(FILES[1]), "config", "--quiet"],
+        [*cli, "-f", str(FILES[0]), "-f", str(FILES[1]), "config", "--quiet"],
         capture_output=True, text=True, cwd=COMPOSE, timeout=60, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
