@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import httpx
 
@@ -58,18 +58,27 @@ def telemetry_files(directory: Path, prefix: str) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def _open(path: Path) -> IO[str]:
+def _open_binary(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
-def iter_json_lines(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """Yield each JSON object of JSON-lines files; a torn last line (being written) is skipped."""
+def iter_json_lines(
+    paths: Iterable[Path], needles: Iterable[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield each JSON object of JSON-lines files; a torn last line (being written) is skipped.
+
+    With ``needles``, lines containing none of them are skipped before parsing: the file
+    exporter writes ids in hex, so a trace id's text is in every line that holds it.
+    """
+    wanted = None if needles is None else [n.encode() for n in needles]
     for path in paths:
-        with _open(path) as fh:
-            for line in fh:
-                line = line.strip()
+        with _open_binary(path) as fh:
+            for raw in fh:
+                if wanted is not None and not any(n in raw for n in wanted):
+                    continue
+                line = raw.strip()
                 if not line:
                     continue
                 try:
@@ -96,7 +105,7 @@ class FileTraceSource:
                 "running with its file exporter, or pass --tempo URL"
             )
         spans: dict[str, dict[str, Span]] = defaultdict(dict)
-        for payload in iter_json_lines(files):
+        for payload in iter_json_lines(files, wanted):
             for span in otlp.iter_spans(payload):
                 if span.trace_id in wanted:
                     # A span may be exported twice (retries); keep one copy per span id.
@@ -151,7 +160,7 @@ class FileLogSource:
     def fetch(self, traces: Sequence[Trace]) -> dict[str, list[LogEntry]]:
         wanted = {t.trace_id for t in traces}
         out: dict[str, list[LogEntry]] = {t: [] for t in wanted}
-        for payload in iter_json_lines(telemetry_files(self.directory, "logs")):
+        for payload in iter_json_lines(telemetry_files(self.directory, "logs"), wanted):
             for entry in otlp.iter_logs(payload):
                 if entry.trace_id in wanted:
                     out[entry.trace_id].append(entry)
