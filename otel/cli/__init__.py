@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from otel.cli import alerts, collector, doctor, investigate, metrics, stack, traffic
+from otel.cli import alerts, collector, demo, doctor, investigate, metrics, stack, traffic
 
 app = typer.Typer(
     name="trading-otel",
@@ -21,7 +21,7 @@ def _root() -> None:
     """Observability for Python trading services: stack, load, faults, investigation."""
 
 
-for _module in (metrics, collector, stack, traffic, investigate, alerts, doctor):
+for _module in (metrics, collector, stack, traffic, demo, investigate, alerts, doctor):
     _module.register(app)
 
 

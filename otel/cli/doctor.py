@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import shutil
 import sys
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from otel._internal.collector.build import is_current
 from otel._internal.procs import port_in_use
 
 #: The local stack's ports (see docs/local-stack.md); a taken port is only a warning,
@@ -95,15 +95,10 @@ def run_checks(root: Path | None = None) -> list[Check]:
 
 def _collector_check(root: Path) -> Check:
     binary = root / "bin" / "otelcol-trading"
-    manifest = root / "collector" / "manifest.yaml"
     if not binary.exists():
         return Check("collector", "fail", "bin/otelcol-trading missing: make collector")
-    if not manifest.exists():
-        return Check("collector", "warn", "collector/manifest.yaml missing")
-    stamp = binary.with_name(binary.name + ".manifest-sha256")
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text().strip() != digest:
-        return Check("collector", "warn", "built from an older manifest: make collector")
+    if not is_current(root / "collector" / "manifest.yaml", binary):
+        return Check("collector", "warn", "built from another manifest: make collector")
     return Check("collector", "ok", str(binary))
 
 
