@@ -175,3 +175,12 @@ def test_file_log_source_matches_by_trace_and_puts_warnings_first(rotated_dir: P
     ]  # fmt: skip
     assert [e.body for e in logs[FAST]] == ["order filled"]
     assert logs[SLOW][0].severity_number == 13 and logs[SLOW][0].is_warning_or_worse
+
+
+def test_file_source_reads_lines_with_base64_ids(tmp_path: Path) -> None:
+    # The fast path skips lines by their hex traceId fields; a line written with base64
+    # ids (another writer) has none, so it must still be parsed.
+    line = json.dumps({"resourceSpans": _load("tempo_v1.json")["batches"]})
+    (tmp_path / "traces.jsonl").write_text(line + "\n")
+    found = FileTraceSource(tmp_path).fetch([SLOW])
+    assert len(found[SLOW].spans) == 6

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -58,6 +59,9 @@ def telemetry_files(directory: Path, prefix: str) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+_TRACE_ID = re.compile(rb'"traceId"\s*:\s*"([0-9a-f]{32})"')
+
+
 def _open_binary(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
         return cast(IO[bytes], gzip.open(path, "rb"))
@@ -69,15 +73,19 @@ def iter_json_lines(
 ) -> Iterator[dict[str, Any]]:
     """Yield each JSON object of JSON-lines files; a torn last line (being written) is skipped.
 
-    With ``needles``, lines containing none of them are skipped before parsing: the file
-    exporter writes ids in hex, so a trace id's text is in every line that holds it.
+    With ``needles`` (hex trace ids), lines whose ``traceId`` fields hold none of them are
+    skipped before parsing: the file exporter writes ids in hex, so one regex pass over
+    the raw line finds them.
     """
-    wanted = None if needles is None else [n.encode() for n in needles]
+    wanted = None if needles is None else {n.encode() for n in needles}
     for path in paths:
         with _open_binary(path) as fh:
             for raw in fh:
-                if wanted is not None and not any(n in raw for n in wanted):
-                    continue
+                if wanted is not None:
+                    ids = _TRACE_ID.findall(raw)
+                    # No hex id found (another encoding): parse the line to be sure.
+                    if ids and wanted.isdisjoint(ids):
+                        continue
                 line = raw.strip()
                 if not line:
                     continue
