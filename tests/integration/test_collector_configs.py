@@ -43,7 +43,7 @@ def test_validate_errors_are_reported_with_the_component_line(
     overlay.write_text("processors:\n  batch:\n    timeoutz: 1s\n")
     findings = lint([*role_files("local"), overlay], binary=collector_binary, environ={})
     assert [f.rule for f in findings] == ["validate"]
-    assert findings[0].location.file == overlay and findings[0].location.line == 2
+    assert findings[0].location.file == overlay and findings[0].location.line == 3
     assert "timeoutz" in findings[0].message
 
 

@@ -29,7 +29,7 @@ def test_builder_version_is_pinned_once_in_the_manifest() -> None:
 
 def test_manifest_components_cover_the_distribution() -> None:
     types = building.manifest_types()
-    assert types["receivers"] == {"otlp", "hostmetrics", "prometheus"}
+    assert types["receivers"] == {"otlp", "host_metrics", "prometheus"}
     assert {"memory_limiter", "batch", "tail_sampling", "redaction", "transform"} <= types[
         "processors"
     ]

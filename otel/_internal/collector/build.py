@@ -231,7 +231,7 @@ def components(binary: Path = BINARY) -> dict[str, list[str]]:
 #: them. Only used when the binary is not built yet; a test checks it against the binary.
 MODULE_TYPES: dict[str, tuple[str, str]] = {
     "otlpreceiver": ("receivers", "otlp"),
-    "hostmetricsreceiver": ("receivers", "hostmetrics"),
+    "hostmetricsreceiver": ("receivers", "host_metrics"),
     "prometheusreceiver": ("receivers", "prometheus"),
     "memorylimiterprocessor": ("processors", "memory_limiter"),
     "batchprocessor": ("processors", "batch"),
