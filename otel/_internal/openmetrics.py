@@ -115,7 +115,7 @@ def _fmt(value: float) -> str:
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
-    # Shortest form, like Go's strconv 'g': le="1" and le="0.25", matching the collector.
+    # Shortest form, like Go's strconv 'g' in the text format: 1, 0.25.
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
@@ -173,10 +173,16 @@ def _add_histogram(
     cumulative = 0
     for i, count in enumerate(point.bucket_counts):
         cumulative += count
-        le = _fmt(bounds[i]) if i < len(bounds) else "+Inf"
-        line = f"{fam.name}_bucket{_labels([*pairs, ('le', le)])} {cumulative}"
-        fam.lines_text.append(line)
-        fam.lines_om.append(line + _exemplar(by_bucket.get(i)))
+        # ``le`` is a label, so its spelling is part of the series identity. The
+        # collector (client_golang) writes le="1" in text and le="1.0" in OpenMetrics;
+        # matching both keeps one series per bucket whichever path Prometheus scrapes.
+        le_text = _fmt(bounds[i]) if i < len(bounds) else "+Inf"
+        le_om = repr(float(bounds[i])) if i < len(bounds) else "+Inf"
+        fam.lines_text.append(f"{fam.name}_bucket{_labels([*pairs, ('le', le_text)])} {cumulative}")
+        fam.lines_om.append(
+            f"{fam.name}_bucket{_labels([*pairs, ('le', le_om)])} {cumulative}"
+            + _exemplar(by_bucket.get(i))
+        )
     lab = _labels(pairs)
     for line in (f"{fam.name}_sum{lab} {_fmt(point.sum)}", f"{fam.name}_count{lab} {point.count}"):
         fam.lines_text.append(line)

@@ -201,13 +201,14 @@ def test_plain_text_when_openmetrics_is_not_asked(endpoint: PrometheusEndpoint) 
     assert "# TYPE trading_orders_total counter" in text
 
 
-def test_openmetrics_document_is_terminated_and_buckets_use_go_float_format(
-    endpoint: PrometheusEndpoint,
-) -> None:
+def test_bucket_bounds_are_spelled_like_the_collector(endpoint: PrometheusEndpoint) -> None:
+    # client_golang, which the collector uses: le="1.0" in OpenMetrics, le="1" in text.
     text = openmetrics(endpoint)
     assert text.endswith("# EOF\n")
-    assert 'le="1"' in text and 'le="0.25"' in text and 'le="+Inf"' in text
-    assert 'le="1.0"' not in text  # the collector (Go) writes le="1"; so must we
+    assert 'le="1.0"' in text and 'le="0.25"' in text and 'le="+Inf"' in text
+    assert 'le="1"' not in text
+    plain = endpoint.scrape(None)[0].decode()
+    assert 'le="1"' in plain and 'le="0.25"' in plain and 'le="1.0"' not in plain
 
 
 def test_same_name_from_two_scopes_is_one_family() -> None:
