@@ -45,13 +45,19 @@ def _key(trace: Any) -> set[tuple[object, ...]]:
 @pytest.fixture
 def rotated_dir(tmp_path: Path) -> Path:
     """The fixture export split as the file exporter rotates it: live file, backup, gzip."""
-    lines = (FIXTURES / "traces.jsonl").read_text().splitlines(keepends=True)
+    # One request per span, so the export can be spread over three files.
+    lines = [
+        json.dumps({"resourceSpans": [{**rs, "scopeSpans": [{**ss, "spans": [span]}]}]}) + "\n"
+        for line in (FIXTURES / "traces.jsonl").read_text().splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
     third = len(lines) // 3
     (tmp_path / "traces.jsonl").write_text("".join(lines[:third]) + '{"resourceSpans": [{"reso')
-    (tmp_path / "traces-2026-11-19T09-46-40.000.jsonl").write_text(
-        "".join(lines[third : 2 * third])
-    )
-    with gzip.open(tmp_path / "traces-2026-11-19T09-40-00.000.jsonl.gz", "wt") as fh:
+    backup = tmp_path / "traces-2026-11-18T11-06-40.000.jsonl"
+    backup.write_text("".join(lines[third : 2 * third]))
+    with gzip.open(tmp_path / "traces-2026-11-18T11-00-00.000.jsonl.gz", "wt") as fh:
         fh.write("".join(lines[2 * third :]))
     (tmp_path / "traces.unrelated.txt").write_text("not json")
     shutil.copy(FIXTURES / "logs.jsonl", tmp_path / "logs.jsonl")
