@@ -69,7 +69,7 @@ def test_agent_balances_traces_by_trace_id_to_the_headless_service() -> None:
     assert agent["service"]["pipelines"]["traces"]["exporters"] == ["load_balancing"]
     hostname = lb["resolver"]["dns"]["hostname"]
     assert "otel-gateway-headless.observability" in hostname
-    assert lb["resolver"]["dns"]["port"] == 4317
+    assert lb["resolver"]["dns"]["port"] == "4317"
     env = {
         e["name"]: e.get("value") for e in _container(objects()[("DaemonSet", "otel-agent")])["env"]
     }
