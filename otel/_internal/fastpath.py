@@ -270,3 +270,7 @@ class CachedRecorder:
             )
             self._cache[key] = bound
         bound(value)
+
+    def record(self, value: float, attributes: Mapping[str, Any]) -> None:
+        """Same as calling the recorder: a drop-in for ``Histogram.record``."""
+        self(value, attributes)

@@ -351,7 +351,7 @@ def test_cached_recorder_matches_public_record() -> None:
     rec = CachedRecorder(fast_h, max_sets=2)
     for i in range(30):
         attrs = {"http.route": f"/r{i % 4}", "http.response.status_code": 200, "ok": True}
-        rec(0.01 * i, attrs)
+        rec.record(0.01 * i, attrs)
         slow_h.record(0.01 * i, attrs)
     rec(0.5, {"tags": ["a", "b"]})  # unhashable: public path
     slow_h.record(0.5, {"tags": ["a", "b"]})
