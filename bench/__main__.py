@@ -199,8 +199,8 @@ def render(cases: list[Case], micro_results: list[micro.MicroResult]) -> str:
     lines += ["", "Metric record: latency histogram, order attributes, inside a sampled span", ""]
     ref = next((r for r in micro_results if r.name.startswith("prometheus_client bound")), None)
     for r in micro_results:
-        ratio = f"{r.ns_per_op / ref.ns_per_op:5.1f}x" if ref else ""
-        lines.append(f"  {r.name:45} {r.ns_per_op:7.0f} ns/op {ratio} prometheus_client child")
+        vs = f"{r.ns_per_op / ref.ns_per_op:5.1f}x" if ref else ""
+        lines.append(f"  {r.name:45} {r.ns_per_op:7.0f} ns/op {vs} prometheus_client child")
     return "\n".join(lines)
 
 

@@ -86,9 +86,10 @@ def _grpc_server(port: int, counts: Counts) -> grpc.Server:
             return logs_pb.ExportLogsServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_grpc.add_TraceServiceServicer_to_server(Trace(), server)
-    metrics_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
-    logs_grpc.add_LogsServiceServicer_to_server(Logs(), server)
+    # The generated registration helpers are untyped.
+    trace_grpc.add_TraceServiceServicer_to_server(Trace(), server)  # type: ignore[no-untyped-call]
+    metrics_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
+    logs_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"127.0.0.1:{port}")
     return server
 
