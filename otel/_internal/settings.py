@@ -327,14 +327,29 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
         endpoint = _join(base, protocol, signal)
     elif specific == "" or base == "":
         endpoint = _default_endpoint(protocol, signal)
-    timeout = r.number(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT", -1.0)
-    if timeout < 0:
-        timeout = r.number("OTEL_EXPORTER_OTLP_TIMEOUT", -1.0)
+    timeout = _optional_number(r, f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT")
+    if timeout is None:
+        timeout = _optional_number(r, "OTEL_EXPORTER_OTLP_TIMEOUT")
+    if timeout is None and (
+        r.raw(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT") or r.raw("OTEL_EXPORTER_OTLP_TIMEOUT")
+    ):
+        # Rejected: pass the SDK's default explicitly so the exporter does not re-read it.
+        timeout = 10.0
     return SignalExport(
         protocol=protocol,  # type: ignore[arg-type]
         endpoint=endpoint,
-        timeout_s=None if timeout < 0 else _timeout_seconds(timeout),
+        timeout_s=None if timeout is None else _timeout_seconds(timeout),
     )
+
+
+def _optional_number(r: _Reader, name: str) -> float | None:
+    def cast(v: str) -> float | None:
+        f = float(v)
+        if not 0 <= f < float("inf"):
+            raise ValueError(v)
+        return f
+
+    return r.parse(name, None, cast, "expected a number >= 0")
 
 
 def _timeout_seconds(value: float) -> float:

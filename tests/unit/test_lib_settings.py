@@ -178,3 +178,13 @@ def test_every_bad_value_at_once_still_builds_a_pipeline(caplog: pytest.LogCaptu
             assert span.get_span_context().is_valid
     finally:
         assert telemetry.shutdown(5)
+
+
+def test_bad_otlp_timeout_warns_once_and_uses_the_sdk_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "-10"})
+    assert all(s.otlp[sig].timeout_s == 10.0 for sig in ("traces", "metrics", "logs"))
+    assert len(caplog.records) == 1 and "'-10'" in caplog.messages[0]
+    assert Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}).otlp["logs"].timeout_s == 2.5
