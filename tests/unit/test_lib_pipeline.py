@@ -117,3 +117,25 @@ def test_metrics_exporter_list_builds_each_reader() -> None:
         assert any(isinstance(r, PeriodicExportingMetricReader) for r in readers)
     finally:
         assert telemetry.shutdown(5)
+
+
+@pytest.mark.parametrize("disabled", [frozenset({"asyncpg"}), frozenset({"*"}), frozenset()])
+def test_disabled_instrumentations_are_honoured(disabled: frozenset[str]) -> None:
+    import asyncpg.connection
+
+    from otel._internal.instrumentation import instrument_libraries
+
+    mt = memory_telemetry()
+    before = asyncpg.connection.Connection.__dict__["fetch"]
+    undo = instrument_libraries(
+        mt.telemetry.tracer_provider,
+        mt.telemetry.meter_provider,
+        disabled | {"redis", "httpx"},  # keep this test away from process-wide instrumentors
+    )
+    try:
+        wrapped = asyncpg.connection.Connection.__dict__["fetch"] is not before
+        assert wrapped is (not disabled)
+    finally:
+        undo()
+        mt.telemetry.shutdown(5)
+    assert asyncpg.connection.Connection.__dict__["fetch"] is before
