@@ -19,6 +19,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -122,28 +123,42 @@ def _fmt(value: float) -> str:
 
 
 def _esc(text: str) -> str:
+    if "\\" not in text and "\n" not in text and '"' not in text:
+        return text  # the usual case: nothing to escape, no new string
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    body = ",".join(f'{k}="{_esc(v)}"' for k, v in pairs)
+def _label_body(pairs: Iterable[tuple[str, str]]) -> str:
+    """``a="x",b="y"`` without braces, so bucket lines can append ``le``."""
+    return ",".join(f'{k}="{_esc(v)}"' for k, v in pairs)
+
+
+def _braced(body: str) -> str:
     return "{" + body + "}" if body else ""
+
+
+@lru_cache(maxsize=64)
+def _le_strings(bounds: tuple[float, ...], openmetrics: bool) -> tuple[str, ...]:
+    # ``le`` is a label, so its spelling is part of the series identity. The collector
+    # (client_golang) writes le="1" in text and le="1.0" in OpenMetrics; matching both
+    # keeps one series per bucket whichever path Prometheus scrapes.
+    spell = (lambda b: repr(float(b))) if openmetrics else _fmt
+    return (*(spell(b) for b in bounds), "+Inf")
 
 
 @dataclass
 class _Family:
     name: str
-    kind: str  # counter | gauge | histogram
+    kind: str  # counter | gauge | histogram | info
     help: str
-    lines_text: list[str] = field(default_factory=list)
-    lines_om: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
 
 def _exemplar(ex: Any) -> str:
     if ex is None or not ex.trace_id or not ex.span_id:
         return ""
-    labels = _labels((("trace_id", f"{ex.trace_id:032x}"), ("span_id", f"{ex.span_id:016x}")))
-    return f" # {labels} {_fmt(ex.value)} {ex.time_unix_nano / 1e9:.3f}"
+    body = f'trace_id="{ex.trace_id:032x}",span_id="{ex.span_id:016x}"'
+    return f" # {{{body}}} {_fmt(ex.value)} {ex.time_unix_nano / 1e9:.3f}"
 
 
 def _attr_pairs(attrs: Any, extra: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -160,47 +175,42 @@ def _attr_value(value: object) -> str:
 
 
 def _add_histogram(
-    fam: _Family, point: HistogramDataPoint, extra: Sequence[tuple[str, str]]
+    fam: _Family, point: HistogramDataPoint, extra: Sequence[tuple[str, str]], om: bool
 ) -> None:
-    pairs = _attr_pairs(point.attributes, extra)
-    bounds = list(point.explicit_bounds)
-    # The SDK keeps (at most) one exemplar per bucket; place each on its own bucket line.
+    body = _label_body(_attr_pairs(point.attributes, extra))
+    bounds = tuple(point.explicit_bounds)
+    les = _le_strings(bounds, om)
     by_bucket: dict[int, Any] = {}
-    for ex in point.exemplars or ():
-        i = bisect_left(bounds, ex.value)
-        if i not in by_bucket or ex.time_unix_nano >= by_bucket[i].time_unix_nano:
-            by_bucket[i] = ex
+    if om:
+        # The SDK keeps (at most) one exemplar per bucket; put each on its own bucket line.
+        for ex in point.exemplars or ():
+            i = bisect_left(bounds, ex.value)
+            if i not in by_bucket or ex.time_unix_nano >= by_bucket[i].time_unix_nano:
+                by_bucket[i] = ex
+    prefix = f'{fam.name}_bucket{{{body}{"," if body else ""}le="'
     cumulative = 0
+    append = fam.lines.append
     for i, count in enumerate(point.bucket_counts):
         cumulative += count
-        # ``le`` is a label, so its spelling is part of the series identity. The
-        # collector (client_golang) writes le="1" in text and le="1.0" in OpenMetrics;
-        # matching both keeps one series per bucket whichever path Prometheus scrapes.
-        le_text = _fmt(bounds[i]) if i < len(bounds) else "+Inf"
-        le_om = repr(float(bounds[i])) if i < len(bounds) else "+Inf"
-        fam.lines_text.append(f"{fam.name}_bucket{_labels([*pairs, ('le', le_text)])} {cumulative}")
-        fam.lines_om.append(
-            f"{fam.name}_bucket{_labels([*pairs, ('le', le_om)])} {cumulative}"
-            + _exemplar(by_bucket.get(i))
-        )
-    lab = _labels(pairs)
-    for line in (f"{fam.name}_sum{lab} {_fmt(point.sum)}", f"{fam.name}_count{lab} {point.count}"):
-        fam.lines_text.append(line)
-        fam.lines_om.append(line)
+        line = f'{prefix}{les[i]}"}} {cumulative}'
+        append(line + _exemplar(by_bucket[i]) if i in by_bucket else line)
+    lab = _braced(body)
+    append(f"{fam.name}_sum{lab} {_fmt(point.sum)}")
+    append(f"{fam.name}_count{lab} {point.count}")
 
 
-def _add_number(fam: _Family, point: NumberDataPoint, extra: Sequence[tuple[str, str]]) -> None:
-    lab = _labels(_attr_pairs(point.attributes, extra))
-    line = f"{fam.name}{lab} {_fmt(point.value)}"
-    fam.lines_text.append(line)
-    if fam.kind == "counter":
+def _add_number(
+    fam: _Family, point: NumberDataPoint, extra: Sequence[tuple[str, str]], om: bool
+) -> None:
+    line = f"{fam.name}{_braced(_label_body(_attr_pairs(point.attributes, extra)))}"
+    line += f" {_fmt(point.value)}"
+    if om and fam.kind == "counter":
         latest = max(point.exemplars or (), key=lambda e: e.time_unix_nano, default=None)
-        fam.lines_om.append(line + _exemplar(latest))
-    else:
-        fam.lines_om.append(line)
+        line += _exemplar(latest)
+    fam.lines.append(line)
 
 
-def _collect_families(data: MetricsData) -> list[_Family]:
+def _collect_families(data: MetricsData, om: bool) -> list[_Family]:
     families: dict[str, _Family] = {}
     target: dict[str, str] = {}
     for rm in data.resource_metrics:
@@ -230,15 +240,13 @@ def _collect_families(data: MetricsData) -> list[_Family]:
                     continue
                 for point in d.data_points:
                     if isinstance(point, HistogramDataPoint):
-                        _add_histogram(fam, point, extra)
+                        _add_histogram(fam, point, extra, om)
                     else:
-                        _add_number(fam, point, extra)
+                        _add_number(fam, point, extra, om)
     out = list(families.values())
     if target:
         info = _Family("target_info", "info", "Target metadata")
-        line = f"target_info{_labels(sorted(target.items()))} 1"
-        info.lines_text.append(line)
-        info.lines_om.append(line)
+        info.lines.append(f"target_info{_braced(_label_body(sorted(target.items())))} 1")
         out.insert(0, info)
     return out
 
@@ -246,7 +254,7 @@ def _collect_families(data: MetricsData) -> list[_Family]:
 def render(data: MetricsData | None, openmetrics: bool) -> bytes:
     """Render collected metrics as OpenMetrics 1.0 (with exemplars) or text 0.0.4."""
     lines: list[str] = []
-    for fam in _collect_families(data) if data is not None else []:
+    for fam in _collect_families(data, openmetrics) if data is not None else []:
         help_text = (
             _esc(fam.help) if openmetrics else fam.help.replace("\\", "\\\\").replace("\n", "\\n")
         )
@@ -257,12 +265,11 @@ def render(data: MetricsData | None, openmetrics: bool) -> bytes:
                 fname = "target"
             lines.append(f"# TYPE {fname} {fam.kind}")
             lines.append(f"# HELP {fname} {help_text}")
-            lines.extend(fam.lines_om)
         else:
             kind = "gauge" if fam.kind == "info" else fam.kind
             lines.append(f"# HELP {fam.name} {help_text}")
             lines.append(f"# TYPE {fam.name} {kind}")
-            lines.extend(fam.lines_text)
+        lines.extend(fam.lines)
     if openmetrics:
         lines.append("# EOF")
     return ("\n".join(lines) + "\n").encode()

@@ -239,3 +239,19 @@ def test_http_endpoint_negotiates_and_releases_its_port(endpoint: PrometheusEndp
     endpoint.shutdown()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
+
+
+@pytest.mark.parametrize("om", [True, False], ids=["openmetrics", "text"])
+def test_label_values_and_help_are_escaped(om: bool) -> None:
+    ep = PrometheusEndpoint("127.0.0.1", 0)
+    provider = MeterProvider(metric_readers=[ep])
+    meter = provider.get_meter("t")
+    nasty = 'a "quoted" \\ back\nslash'
+    meter.create_counter("jobs", description='help with "quotes"\nand lines').add(1, {"v": nasty})
+    meter.create_histogram("waits", unit="s").record(0.3, {"v": nasty})
+    body, _ = ep.scrape(OM_ACCEPT if om else None)
+    parse = parse_openmetrics if om else parse_text
+    families = {f.name: f for f in parse(body.decode())}
+    assert families["jobs"].samples[0].labels["v"] == nasty
+    assert {s.labels["v"] for s in families["waits_seconds"].samples} == {nasty}
+    provider.shutdown()
