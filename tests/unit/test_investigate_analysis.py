@@ -30,7 +30,8 @@ def order_trace(broker_ms: float, db_ms: float = 3, tid: str = "a" * 32) -> Trac
         span("1", "", "POST /api/v1/orders", 0, submit_end + 1, kind="SERVER", tid=tid),
         span("2", "1", "risk.check", 1, risk_end, tid=tid),
         span("3", "2", "SELECT", 1.2, 1.2 + db_ms, kind="CLIENT", tid=tid,
-             **{"db.statement": "SELECT sum(qty) FROM positions WHERE symbol = $1"}),
+             **{"db.statement": "SELECT sum(qty) FROM positions WHERE symbol = $1",
+                "db.system.name": "postgresql"}),
         span("4", "2", "GET", 1.3 + db_ms, 1.3 + db_ms + 0.5, kind="CLIENT", tid=tid),
         span("5", "1", "broker.submit", risk_end + 0.5, submit_end, kind="CLIENT", tid=tid),
         span("6", "5", "POST /orders", risk_end + 1, submit_end - 0.5, kind="SERVER",
@@ -85,6 +86,7 @@ def test_broker_spike_is_attributed_to_broker_submit_including_remote_server() -
     assert a.top.share > 0.95
     assert sum(c.critical_ns for c in a.contributions) == a.duration_ns
     assert "POST /orders" not in {c.label for c in a.contributions}
+    assert a.top.detail == "call from execution-gateway to broker-sim, remote time included"
 
 
 def test_db_slowness_is_attributed_to_the_statement_span() -> None:
@@ -93,6 +95,7 @@ def test_db_slowness_is_attributed_to_the_statement_span() -> None:
     # The statement already starts with the span name, so it is the whole label.
     assert a.top.label == "SELECT sum(qty) FROM positions WHERE symbol = $1"
     assert a.top.service == "execution-gateway"
+    assert a.top.detail == "postgresql call from execution-gateway"
 
 
 def test_exemplar_span_is_walked_up_to_its_server_span() -> None:
@@ -171,3 +174,5 @@ def test_remote_call_is_reported_under_the_wrapper_the_application_named() -> No
     # A DB span with no server under it stays its own cause, even as an only child.
     assert {"fill.compute", "SELECT 1", "risk.check", "order.place"} <= labels
     assert "POST" not in labels
+    by_label = {c.label: c.detail for c in a.contributions}
+    assert by_label["order.place"] == "internal span in execution-gateway"

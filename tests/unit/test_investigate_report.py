@@ -75,7 +75,8 @@ def test_text_report_has_windows_cause_waterfall_logs_and_missing() -> None:
     text = render_text(make_report())
     assert "SLO breached in 1 window(s):\n  1. 2026-11-18T11:06:40Z to 2026-11-18T11:07:25Z" in text
     assert "Top cause: `broker.submit` accounts for 99% of latency in 1 of 1 slow order " in text
-    assert "against 24 ms in 1 baseline trace outside the spike." in text
+    assert "against 24 ms in 1 baseline trace outside the spike.\n  (call from execution-gateway" \
+        " to broker-sim, remote time included)\n" in text  # fmt: skip
     assert "Traces not found (1):\n  0123456789abcdef0123456789abcdef (slow, 950 ms" in text
     waterfall = text[text.index("Trace 5b8e") :]
     rows = [line[2:46].strip() for line in waterfall.splitlines()[2:8]]

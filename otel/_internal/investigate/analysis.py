@@ -42,6 +42,8 @@ class Contribution:
     share: float
     """Fraction of the request duration."""
     span_ids: tuple[str, ...]
+    detail: str = ""
+    """What the cause is, for people: ``postgresql call from execution-gateway``."""
 
 
 @dataclass(frozen=True)
@@ -187,18 +189,24 @@ def analyze(trace: Trace, span_id: str = "") -> TraceAnalysis:
             return _call_wrapper(span, by_id, children, root)
         return span
 
-    groups: dict[str, tuple[str, int, list[str]]] = {}
+    groups: dict[str, tuple[Span, int, list[str]]] = {}
     for sid, ns in crit.items():
-        span = by_id[sid]
-        own = owner.setdefault(sid, owner_of(span))
+        own = owner.setdefault(sid, owner_of(by_id[sid]))
         label = span_label(own)
-        service, total, ids = groups.get(label, (own.service, 0, []))
-        groups[label] = (service, total + ns, [*ids, sid])
+        first, total, ids = groups.get(label, (own, 0, []))
+        groups[label] = (first, total + ns, [*ids, sid])
     duration = max(1, root.duration_ns)
     contributions = sorted(
         (
-            Contribution(label, service, total, total / duration, tuple(ids))
-            for label, (service, total, ids) in groups.items()
+            Contribution(
+                label,
+                own.service,
+                total,
+                total / duration,
+                tuple(ids),
+                _detail(own, [by_id[i] for i in ids]),
+            )
+            for label, (own, total, ids) in groups.items()
             if total > 0
         ),
         key=lambda c: (-c.critical_ns, c.label),
@@ -234,3 +242,13 @@ def _call_wrapper(
     ):
         return parent
     return client
+
+
+def _detail(own: Span, spans: list[Span]) -> str:
+    system = own.attributes.get("db.system.name") or own.attributes.get("db.system")
+    if system:
+        return f"{system} call from {own.service}"
+    remote = sorted({s.service for s in spans} - {own.service})
+    if remote:
+        return f"call from {own.service} to {', '.join(remote)}, remote time included"
+    return f"{own.kind.lower()} span in {own.service}"

@@ -176,9 +176,7 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
     if not windows:
         return report
 
-    rate_s = parse_duration(opts.rate_window)
-    ranges = [spikes.exemplar_range(w, rate_s) for w in windows]
-    picked = _exemplars(prom, opts, ranges, progress)
+    picked = _exemplars(prom, opts, windows, progress)
     if picked.seen == 0:
         raise ExemplarStorageError(_no_exemplars_message(prom, len(windows)))
     slow, baseline = picked.slow, picked.baseline
@@ -242,10 +240,12 @@ class _Picked:
 def _exemplars(
     prom: PrometheusClient,
     opts: InvestigateOptions,
-    ranges: list[tuple[float, float]],
+    windows: list[SpikeWindow],
     progress: Progress,
 ) -> _Picked:
     """Slow exemplars from each spike window, and baseline ones from outside them."""
+    rate_s = parse_duration(opts.rate_window)
+    ranges = [spikes.exemplar_range(w, rate_s) for w in windows]
     query = f"{opts.metric}_bucket"
     in_windows: list[Exemplar] = []
     for i, (lo, hi) in enumerate(ranges, 1):
@@ -259,10 +259,13 @@ def _exemplars(
     if not slow:
         # Nothing above the SLO was sampled: the slowest orders in the window still tell.
         slow = window_hits
+    # Baseline: normal orders outside the windows themselves. The stretch before a window
+    # that may hold its first slow orders is not excluded: its fast orders came before.
+    spans = [(w.start, w.end) for w in windows]
     baseline = [
         e
         for e in spikes.dedupe(everything)
-        if e.value <= opts.slo and not spikes.in_any(e.timestamp, ranges)
+        if e.value <= opts.slo and not spikes.in_any(e.timestamp, spans)
     ]
     # The most recent ones: closest to the spike, so the same code and data are compared.
     baseline.sort(key=lambda e: e.timestamp)

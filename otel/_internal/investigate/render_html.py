@@ -62,7 +62,11 @@ def render_html(report: Report) -> str:
             f"<td>{format_ms(w.peak)} at {format_instant(w.peak_at)}</td></tr>"
         )
     parts.append("</table>")
-    top = report.top.sentence if report.top else "unknown: none of the slow traces could be read"
+    top = (
+        f"{report.top.sentence} ({report.top.detail})"
+        if report.top
+        else "unknown: none of the slow traces could be read"
+    )
     parts.append(f"<p class='summary'><b>Top cause:</b> {escape(top)}</p>")
     missing = report.missing
     if missing:

@@ -42,6 +42,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "median_slow_seconds": top.median_slow_s,
             "median_baseline_seconds": top.median_baseline_s,
             "baseline_traces": top.baseline_traces, "summary": top.sentence,
+            "detail": top.detail,
         },
         "traces": [_trace(t) for t in report.traces],
         "missing_trace_ids": [t.trace_id for t in report.missing],
@@ -80,8 +81,9 @@ def _analysis(a: TraceAnalysis) -> dict[str, Any]:
         "root": {"span_id": root.span_id, "service": root.service, "name": root.name},
         "top": None if a.top is None else a.top.label,
         "contributions": [
-            {"label": c.label, "service": c.service, "critical_seconds": c.critical_ns / 1e9,
-             "share": c.share, "span_ids": list(c.span_ids)}
+            {"label": c.label, "service": c.service, "detail": c.detail,
+             "critical_seconds": c.critical_ns / 1e9, "share": c.share,
+             "span_ids": list(c.span_ids)}
             for c in a.contributions
         ],
         "spans": [

@@ -44,7 +44,7 @@ def render_text(report: Report, waterfalls: int = 5, log_lines: int = 10) -> str
         )
     out.append("")
     if report.top:
-        out += [f"Top cause: {report.top.sentence}", ""]
+        out += [f"Top cause: {report.top.sentence}", f"  ({report.top.detail})", ""]
     else:
         out += ["Top cause: unknown (none of the slow traces could be read).", ""]
 

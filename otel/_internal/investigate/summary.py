@@ -28,6 +28,8 @@ class TopCause:
     """Median critical time over baseline traces (0 where absent); None without baseline."""
     baseline_traces: int
     sentence: str
+    detail: str = ""
+    """What the cause is (see :attr:`Contribution.detail`)."""
 
 
 def _median(values: Sequence[float]) -> float:
@@ -49,7 +51,7 @@ def top_cause(slow: Sequence[TraceAnalysis], baseline: Sequence[TraceAnalysis]) 
         for c in a.contributions:
             totals[c.label] += c.critical_ns
     label = max(counts, key=lambda lbl: (counts[lbl], totals[lbl], lbl))
-    service = next(c.service for c in tops if c.label == label)
+    first = next(c for c in tops if c.label == label)
     shares = [a.top.share for a in slow if a.top is not None and a.top.label == label]
     slow_s = [a.critical_ns_of(label) / 1e9 for a in slow]
     base_s = [a.critical_ns_of(label) / 1e9 for a in baseline]
@@ -69,7 +71,7 @@ def top_cause(slow: Sequence[TraceAnalysis], baseline: Sequence[TraceAnalysis]) 
         )
     return TopCause(
         label,
-        service,
+        first.service,
         counts[label],
         len(slow),
         median_share,
@@ -77,4 +79,5 @@ def top_cause(slow: Sequence[TraceAnalysis], baseline: Sequence[TraceAnalysis]) 
         median_base,
         len(base_s),
         sentence + ".",
+        first.detail,
     )
