@@ -64,7 +64,7 @@ print(json.dumps(out))
 """
 
 
-def run(env: dict[str, str]) -> dict[str, Any]:
+def run(env: dict[str, str], stderr: list[str] | None = None) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **OFFLINE, **env},
@@ -74,6 +74,8 @@ def run(env: dict[str, str]) -> dict[str, Any]:
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
+    if stderr is not None:
+        stderr.append(proc.stderr)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -102,3 +104,21 @@ def test_disabled_fastapi_instrumentation_leaves_no_server_span() -> None:
     assert out["configured"]
     # Neither our path nor FastAPI's own (which global providers would switch on).
     assert out["early"] == out["late"] == []
+
+
+def test_bad_values_never_stop_the_service() -> None:
+    bad = {
+        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "abc",
+        "OTEL_METRICS_EXPORTER": "bogus,none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "collector",
+        "OTEL_BSP_SCHEDULE_DELAY": "-1",
+        "TRADING_OTEL_SHUTDOWN_TIMEOUT": "soon",
+    }
+    stderr: list[str] = []
+    out = run(bad, stderr)
+    assert out["configured"]
+    assert out["early"] == ["GET /orders/{oid}"]  # sampler fell back to sampling everything
+    for var, value in bad.items():
+        if var != "OTEL_TRACES_SAMPLER":
+            assert stderr[0].count(f"{var}={value!r}") == 1, (var, stderr[0])
