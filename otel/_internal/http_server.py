@@ -15,6 +15,7 @@ attribute.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
@@ -37,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_NAME = "otel.http_server"
+_log = logging.getLogger("otel.http_server")
 #: Seconds; a trading API answers in ~1 ms to a few seconds.
 DURATION_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
@@ -204,6 +206,15 @@ class ServerTelemetry:
                     if failure is not None
                     else str(rt.status_code or "incomplete_response")
                 )
+                if failure is not None:
+                    # uvicorn logs the traceback after our context is gone; this line is
+                    # the one that carries trace_id/span_id for log-trace correlation.
+                    _log.error(
+                        "request failed: %s %s raised %s",
+                        span_method,
+                        rt.route or "(unmatched)",
+                        attrs["error.type"],
+                    )
                 if span is not None:
                     span.set_status(StatusCode.ERROR)
                     if failure is not None:

@@ -207,3 +207,25 @@ async def test_app_opt_out_is_respected(memtel: MemoryTelemetry) -> None:
     await send_all(make_app(tracing=False, metrics=False), [("GET", "/orders/1", {}, None)])
     assert memtel.spans.get_finished_spans() == ()
     assert memtel.points("http.server.request.duration") == []
+
+
+async def test_unhandled_exception_logs_one_line_inside_the_span(memtel: MemoryTelemetry) -> None:
+    from otel._internal.logs import setup_logging
+    from otel._internal.settings import Settings
+
+    undo = setup_logging(
+        Settings.from_env({"TRADING_OTEL_LOG_STDOUT": "false"}), memtel.telemetry.logger_provider
+    )
+    try:
+        await send_all(make_app(), [("GET", "/boom", {}, None)])
+    finally:
+        undo()
+    (span,) = server_spans(memtel)
+    (record,) = [
+        r.log_record
+        for r in memtel.logs.get_finished_logs()
+        if str(r.log_record.body).startswith("request failed")
+    ]
+    assert record.body == "request failed: GET /boom raised RuntimeError"
+    assert record.trace_id == span.context.trace_id
+    assert record.span_id == span.context.span_id
