@@ -252,11 +252,8 @@ def configure(
     global _current, _state
     with _lock:
         if _state != "new":
-            if _current is not None and _current.pid != os.getpid():
-                _log.warning(
-                    "configure() ran before this worker was forked; its telemetry shares "
-                    "the parent's service.instance.id. Call configure() in the app lifespan."
-                )
+            # After a fork the providers are inherited; resource.py has already given
+            # this process its own service.instance.id.
             return _current
         settings = Settings.from_env(os.environ if environ is None else environ)
         if settings.sdk_disabled:

@@ -7,7 +7,9 @@ import platform
 import socket
 import sys
 import uuid
+import weakref
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 
 from otel._internal.settings import Settings
@@ -27,12 +29,25 @@ def instance_id() -> str:
     return _instance_id
 
 
-def _forget_instance_id() -> None:
+#: Resources built in this process. Providers hold these very objects, so updating them
+#: after a fork re-identifies every signal at once.
+_built: weakref.WeakSet[Resource] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
     global _instance_id
     _instance_id = None
+    # configure() should run in the worker (its lifespan). When it ran in a preloading
+    # parent instead (gunicorn --preload), the worker would report the parent's identity
+    # and its series would collide with its siblings'; give it its own.
+    for resource in list(_built):
+        attrs = dict(resource.attributes)
+        attrs["service.instance.id"] = instance_id()
+        attrs["process.pid"] = os.getpid()
+        resource._attributes = BoundedAttributes(attributes=attrs, immutable=True)
 
 
-os.register_at_fork(after_in_child=_forget_instance_id)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sdk_version() -> str:
@@ -79,4 +94,6 @@ def build_resource(
     attrs.update(settings.resource_attributes)
     if settings.service_name:
         attrs["service.name"] = settings.service_name
-    return Resource(attrs)
+    resource = Resource(attrs)
+    _built.add(resource)
+    return resource

@@ -22,6 +22,12 @@ REQUESTS = 40
 
 def argv_for(server: str, port: int) -> list[str]:
     app = "tests.fixtures.lib_app:app"
+    if server == "gunicorn-preload":
+        # configure() runs in the master, before the fork: each worker must still get
+        # its own identity on the providers it inherits.
+        return [str(BIN / "gunicorn"), "--preload", "-w", "2",
+                "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{port}",
+                "--graceful-timeout", "15", "tests.fixtures.lib_preload_app:app"]  # fmt: skip
     if server == "uvicorn":
         return [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
                 "--workers", "2", app]  # fmt: skip
@@ -29,7 +35,7 @@ def argv_for(server: str, port: int) -> list[str]:
             "-b", f"127.0.0.1:{port}", "--graceful-timeout", "15", app]  # fmt: skip
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "gunicorn-preload"])
 def test_two_workers_count_every_request_once(
     server: str, otlp_receiver: OtlpReceiver, tmp_path: Path
 ) -> None:

@@ -63,6 +63,28 @@ def test_instance_id_changes_in_a_forked_child() -> None:
     assert instance_id() == parent
 
 
+def test_a_forked_worker_reports_its_own_identity_on_inherited_providers() -> None:
+    # gunicorn --preload: configured in the parent, used in the forked worker.
+    mt = memory_telemetry()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        with mt.telemetry.tracer_provider.get_tracer("t").start_as_current_span("s"):
+            pass
+        (span,) = mt.spans.get_finished_spans()
+        attrs = span.resource.attributes
+        os.write(write, f"{attrs['service.instance.id']} {attrs['process.pid']}".encode())
+        os._exit(0)
+    os.close(write)
+    child_id, child_pid = os.read(read, 200).decode().split()
+    os.waitpid(pid, 0)
+    os.close(read)
+    parent = mt.telemetry.resource.attributes
+    assert child_id != parent["service.instance.id"]
+    assert int(child_pid) == pid
+    mt.telemetry.shutdown(5)
+
+
 @pytest.mark.parametrize(
     ("env", "recording"),
     [
