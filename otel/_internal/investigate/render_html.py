@@ -141,7 +141,9 @@ def waterfall_svg(a: TraceAnalysis) -> str:
         bx = label_w + start / total * bar_w
         bw = max(1.0, s.duration_ns / total * bar_w)
         color = "#d32f2f" if s.is_error else ("#1565c0" if row.critical_ns else "#90caf9")
-        label = escape(row.label if len(row.label) <= 60 else row.label[:59] + "…")
+        # About 6.5 px per character at 11 px: keep the label inside its column.
+        room = max(8, int((label_w - 8 - row.depth * 12) / 6.5))
+        label = escape(row.label if len(row.label) <= room else row.label[: room - 1] + "…")
         el.append(f"<text x='{row.depth * 12}' y='{top + 12}'>{label}</text>")
         el.append(
             f"<rect x='{bx:.1f}' y='{top + 2}' width='{bw:.1f}' height='{row_h - 5}' "
