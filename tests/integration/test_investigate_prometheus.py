@@ -289,3 +289,10 @@ def test_cli_exit_code_when_exemplar_storage_is_off(scenario: Scenario) -> None:
 def test_exemplar_storage_on_but_no_exemplars_is_explained(scenario: Scenario) -> None:
     with pytest.raises(ExemplarStorageError, match="exemplar storage is on, but Prometheus holds"):
         investigate(_options(scenario, metric="untraced_latency_seconds"))
+
+
+def test_range_without_orders_says_so(scenario: Scenario) -> None:
+    report = investigate(_options(scenario, start=scenario.began - 120, end=scenario.began - 60))
+    assert not report.breached and report.peak is None
+    assert report.notes and "observations between" in report.notes[0]
+    assert "there was no data to compute it" in render_text(report)

@@ -169,9 +169,9 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
         report.metric_link = links.metric_link(opts.grafana, query, opts.start, opts.end)
     if not points:
         report.notes.append(
-            f"Prometheus has no samples of {opts.metric}_bucket between "
-            f"{format_instant(opts.start)} and {format_instant(opts.end)}: are the services "
-            "running and scraped?"
+            f"no {opts.metric} observations between {format_instant(opts.start)} and "
+            f"{format_instant(opts.end)} (the quantile is undefined without orders): are the "
+            "services running, receiving orders, and scraped by this Prometheus?"
         )
     if not windows:
         return report
