@@ -29,9 +29,10 @@ def instance_id() -> str:
     return _instance_id
 
 
-#: Resources built in this process. Providers hold these very objects, so updating them
-#: after a fork re-identifies every signal at once.
-_built: weakref.WeakSet[Resource] = weakref.WeakSet()
+#: Resources built in this process, by identity (Resource hashes by value, and two
+#: resources with equal attributes are still distinct objects held by distinct
+#: providers). Updating them after a fork re-identifies every signal at once.
+_built: weakref.WeakValueDictionary[int, Resource] = weakref.WeakValueDictionary()
 
 
 def _after_fork_in_child() -> None:
@@ -40,7 +41,7 @@ def _after_fork_in_child() -> None:
     # configure() should run in the worker (its lifespan). When it ran in a preloading
     # parent instead (gunicorn --preload), the worker would report the parent's identity
     # and its series would collide with its siblings'; give it its own.
-    for resource in list(_built):
+    for resource in list(_built.values()):
         attrs = dict(resource.attributes)
         attrs["service.instance.id"] = instance_id()
         attrs["process.pid"] = os.getpid()
@@ -95,5 +96,5 @@ def build_resource(
     if settings.service_name:
         attrs["service.name"] = settings.service_name
     resource = Resource(attrs)
-    _built.add(resource)
+    _built[id(resource)] = resource
     return resource
