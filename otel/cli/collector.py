@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -30,20 +31,27 @@ def build_cmd(
     """Build bin/otelcol-trading from collector/manifest.yaml (cached by manifest hash)."""
     console = Console(stderr=True)
     spinner = Spinner("dots", text="starting ocb")
-    last = ["starting ocb"]
+    step = ["starting ocb"]
+    said = [-1.0]
 
     def progress(line: str, elapsed: float) -> None:
         if line:
-            last[0] = line.split("\t")[-2] if line.count("\t") >= 3 else line
+            step[0] = _step(line)
             if verbose:
                 console.print(line, markup=False, highlight=False)
-        spinner.update(text=Text(f"building collector {elapsed:5.0f}s  {last[0][:90]}"))
+        if console.is_terminal:
+            spinner.update(text=Text(f"building collector {elapsed:5.0f}s  {step[0][:90]}"))
+        elif line or elapsed - said[0] >= 30:
+            # make/CI logs: one line per builder step, and a heartbeat while Go compiles.
+            said[0] = elapsed
+            console.print(f"[{elapsed:5.0f}s] {step[0]}", markup=False, highlight=False)
 
     try:
         if building.is_current() and not force:
             result = building.build()
         else:
-            with Live(spinner, console=console, refresh_per_second=4, transient=True):
+            live = Live(spinner, console=console, refresh_per_second=4, transient=True)
+            with live if console.is_terminal else contextlib.nullcontext():
                 result = building.build(force=force, progress=progress)
     except building.BuildError as exc:
         console.print(f"[red]collector build failed[/red]\n{exc}", highlight=False)
@@ -84,6 +92,14 @@ def lint_cmd(
     typer.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
     if errors:
         raise typer.Exit(1)
+
+
+def _step(line: str) -> str:
+    """The message of one builder log line (``time\tLEVEL\tcaller\tmessage\t{fields}``)."""
+    fields = line.split("\t")
+    if len(fields) >= 4 and fields[1] in ("INFO", "WARN", "ERROR", "DEBUG"):
+        return fields[3]
+    return line.strip()
 
 
 def register(app: typer.Typer) -> None:

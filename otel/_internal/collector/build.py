@@ -105,7 +105,7 @@ def builder_path(version: str, progress: Progress | None = None) -> Path:
     candidate = _gopath_bin() / "builder"
     if candidate.is_file():
         out = subprocess.run([str(candidate), "version"], capture_output=True, text=True)
-        if out.returncode == 0 and version in out.stdout:
+        if out.returncode == 0 and version in out.stdout + out.stderr:  # ocb logs to stderr
             return candidate
     if progress:
         progress(f"installing {BUILDER_MODULE}@{version}", 0.0)
