@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from otel._internal.collector import build as building
 from otel._internal.collector.lint import lint
+from otel._internal.procs import free_port
 from otel._internal.servers.collector import ROLES, role_files
 from otel.cli import app
 
@@ -66,3 +67,26 @@ def test_cli_build_reuses_cache_and_prints_components(collector_binary: Path) ->
     assert res.exit_code == 0, res.output
     assert "is current" in res.output
     assert "tail_sampling" in res.output and "otlp_grpc" in res.output
+
+
+def test_module_proxy_failure_fails_the_build_with_its_exact_error(
+    tmp_path: Path, collector_binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that refuses connections, and a module version the local cache lacks: the
+    # build must stop with Go's own error and leave no binary behind.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("GOPROXY", dead_proxy)
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        f"dist:\n  name: otelcol-broken\n  output_path: {tmp_path / 'out'}\n"
+        "receivers:\n  - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver v0.159.0\n"
+        "exporters:\n  - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/"
+        "exporter/kafkaexporter v0.159.0\n"
+    )
+    binary = tmp_path / "bin" / "otelcol-broken"
+    with pytest.raises(building.BuildError) as err:
+        building.build(manifest, binary)
+    assert "kafkaexporter" in str(err.value)
+    assert dead_proxy.removeprefix("http://") in str(err.value)
+    assert "connection refused" in str(err.value)
+    assert not binary.exists()

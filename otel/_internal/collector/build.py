@@ -155,15 +155,17 @@ def _run_streaming(argv: list[str], progress: Progress | None) -> tuple[int, str
 
     ticker = threading.Thread(target=beat, daemon=True)
     ticker.start()
-    try:
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if progress:
-                progress(line.rstrip("\n"), time.monotonic() - start)
-        code = proc.wait()
-    finally:
-        stop.set()
-        ticker.join()
+    # `with proc` closes the pipe and, on Ctrl-C, waits for the builder it interrupted.
+    with proc:
+        try:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if progress:
+                    progress(line.rstrip("\n"), time.monotonic() - start)
+            code = proc.wait()
+        finally:
+            stop.set()
+            ticker.join()
     return code, "\n".join(lines)
 
 
