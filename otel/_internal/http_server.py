@@ -352,6 +352,10 @@ async def _lifespan(
             await run_sync(bootstrap.flush)
         await send(message)
 
+    if _active is not None:
+        # FASTAPI_OTEL_AUTO_CONFIGURE=true would attach a second set of OTLP exporters
+        # to our providers and send everything twice.
+        config = {**config, "auto_configure": False}
     await _original_lifespan(config=config, app=app, scope=scope, receive=receive,
                              send=flushing_send)  # fmt: skip
 

@@ -229,3 +229,27 @@ async def test_unhandled_exception_logs_one_line_inside_the_span(memtel: MemoryT
     assert record.body == "request failed: GET /boom raised RuntimeError"
     assert record.trace_id == span.context.trace_id
     assert record.span_id == span.context.span_id
+
+
+async def test_fastapi_auto_configure_adds_no_second_exporter(
+    memtel: MemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.telemetry import _runtime
+
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    app = make_app()
+    assert app._telemetry["auto_configure"] is True
+    before = len(_runtime._configured)
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert len(_runtime._configured) == before
