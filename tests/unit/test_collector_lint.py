@@ -80,14 +80,14 @@ def test_undefined_component_points_at_the_pipeline_line(tmp_path: Path) -> None
     assert finding.location.file == path
     assert finding.location.line == GOOD.splitlines().index("      exporters: [otlp_grpc]") + 1
     assert "'otlp_grpc/tempo'" in finding.message and "not defined" in finding.message
-    # and the now-unused otlp_grpc is reported as a warning
-    assert rules(run(path), "warning") == {"unused-component"}
+    # and the now-unused otlp_grpc is reported too
+    assert rules(run(path)) == {"undefined-component", "unused-component"}
 
 
 def test_defined_but_unused_component(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("  batch: {}\n", "  batch: {}\n  filter/unused: {}\n"))
     finding = only(run(path), "unused-component")
-    assert finding.severity == "warning"
+    assert finding.severity == "error"
     assert finding.location.line == 14
     assert "'filter/unused'" in finding.message
 

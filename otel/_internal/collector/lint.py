@@ -118,9 +118,9 @@ def check_references(cfg: MergedConfig) -> Iterator[Finding]:
         for cid in sorted(set(defined[kind]) - used[kind]):
             where_used = "service.extensions" if kind == "extensions" else "any pipeline"
             yield Finding(
-                cfg.where(kind, cid), "warning", "unused-component",
+                cfg.where(kind, cid), "error", "unused-component",
                 f"{kind[:-1]} {cid!r} is defined but not in {where_used}; the collector "
-                "ignores it",
+                "silently ignores it (a forgotten wiring step?)",
             )  # fmt: skip
     yield from _check_extension_refs(cfg, defined["extensions"], used["extensions"])
 
