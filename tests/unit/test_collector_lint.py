@@ -259,3 +259,28 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, content: str | None, message
 def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LintInputError, match="collector build"):
         lint([write(tmp_path, GOOD)], binary=tmp_path / "nope", environ={})
+
+
+def test_deprecated_type_name_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    text = GOOD.replace("  otlp_grpc:\n", "  otlp:\n").replace(
+        "exporters: [otlp_grpc]", "exporters: [otlp]"
+    )
+    finding = only(run(write(tmp_path, text)), "deprecated-type")
+    assert finding.severity == "warning" and "use 'otlp_grpc'" in finding.message
+
+
+def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  otlp_grpc:\n    endpoint: tempo:4317\n",
+        "  load_balancing:\n    protocol:\n      otlp:\n        tls: {insecure: true}\n",
+    ).replace("exporters: [otlp_grpc]", "exporters: [load_balancing]")
+    text = text.replace("    retry_on_failure:", "        retry_on_failure:").replace(
+        "      enabled: true\n    sending_queue:\n      enabled: true\n",
+        "          enabled: true\n        sending_queue:\n          enabled: true\n",
+    )
+    assert run(write(tmp_path, text)) == []
+    missing = text.replace("        sending_queue:\n          enabled: true\n", "")
+    assert (
+        "sending_queue is missing"
+        in only(run(write(tmp_path, missing)), "exporter-retry-queue").message
+    )

@@ -26,6 +26,19 @@ LOCAL_EXPORTERS = {"debug", "file", "prometheus", "nop"}
 SPAN_METRIC_CONNECTORS = {"span_metrics", "spanmetrics", "servicegraph", "service_graph"}
 HEALTH_CHECKS = {"health_check", "healthcheckv2"}
 _ALL_INTERFACES = {"0.0.0.0", "::", "[::]", ""}
+#: Old type names the binary still accepts (with a deprecation warning in its log).
+DEPRECATED_TYPES: dict[str, dict[str, str]] = {
+    "receivers": {"hostmetrics": "host_metrics"},
+    "processors": {"resourcedetection": "resource_detection", "tailsampling": "tail_sampling"},
+    "exporters": {
+        "otlp": "otlp_grpc",
+        "otlphttp": "otlp_http",
+        "prometheusremotewrite": "prometheus_remote_write",
+        "loadbalancing": "load_balancing",
+    },
+    "connectors": {"spanmetrics": "span_metrics"},
+    "extensions": {},
+}
 
 
 class LintInputError(ValueError):
@@ -155,8 +168,15 @@ def check_types(cfg: MergedConfig, known: Mapping[str, set[str]]) -> Iterator[Fi
     """Every component type must be built into our distribution."""
     for kind in KINDS:
         for cid in _section(cfg, kind):
-            if ctype(cid) not in known.get(kind, set()):
-                names = ", ".join(sorted(known.get(kind, set())))
+            kind_known = known.get(kind, set())
+            new_name = DEPRECATED_TYPES.get(kind, {}).get(ctype(cid))
+            if new_name in kind_known:
+                yield Finding(
+                    cfg.where(kind, cid), "warning", "deprecated-type",
+                    f"{kind[:-1]} type {ctype(cid)!r} is a deprecated name; use {new_name!r}",
+                )  # fmt: skip
+            elif ctype(cid) not in kind_known:
+                names = ", ".join(sorted(kind_known))
                 yield Finding(
                     cfg.where(kind, cid), "error", "unknown-type",
                     f"{kind[:-1]} type {ctype(cid)!r} is not in our distribution "
@@ -245,8 +265,12 @@ def check_exporters(cfg: MergedConfig, used: set[str]) -> Iterator[Finding]:
         # The remote-write exporter names its queue differently.
         prw = kind in ("prometheus_remote_write", "prometheusremotewrite")
         queue_key = "remote_write_queue" if prw else "sending_queue"
+        # load_balancing may configure them per backend, under protocol.otlp.
+        nested = (body.get("protocol") or {}).get("otlp") if "balancing" in kind else None
         for key in ("retry_on_failure", queue_key):
             block = body.get(key)
+            if not isinstance(block, Mapping) and isinstance(nested, Mapping):
+                block = nested.get(key)
             if not isinstance(block, Mapping) or block.get("enabled") is False:
                 what = "missing" if not isinstance(block, Mapping) else "disabled"
                 yield Finding(
