@@ -114,7 +114,9 @@ def waterfall_lines(a: TraceAnalysis) -> list[str]:
             f"  {label:<{LABEL_WIDTH}} {format_ms(s.duration_ns / 1e9):>9} "
             f"{format_ms(row.self_ns / 1e9):>9} {format_ms(row.critical_ns / 1e9):>9}  |{bar}|"
         )
-    top = ", ".join(f"{c.label} {c.share:.0%}" for c in a.contributions[:3])
+    # The three largest causes, leaving out those that round to nothing.
+    shown = [c for c in a.contributions[:3] if c.share >= 0.005] or a.contributions[:1]
+    top = ", ".join(f"{c.label} {c.share:.0%}" for c in shown)
     lines.append(f"  critical path: {top}")
     return lines
 
