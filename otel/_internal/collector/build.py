@@ -95,6 +95,28 @@ def _gopath_bin() -> Path:
     return Path(out.stdout.strip().split(os.pathsep)[0]) / "bin"
 
 
+#: ocb v0.159 generates a go.mod for Go 1.25 (`go mod tidy -compat=1.25`).
+MIN_GO = (1, 25)
+
+
+def check_go() -> str:
+    """The Go version, or :class:`BuildError` when it is too old for the builder."""
+    out = subprocess.run(
+        ["go", "env", "GOVERSION"], capture_output=True, text=True, check=False, env=go_env()
+    )
+    found = out.stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", found)
+    if out.returncode != 0 or match is None:
+        raise BuildError(f"cannot tell the Go version (`go env GOVERSION`): {out.stderr.strip()}")
+    if (int(match.group(1)), int(match.group(2))) < MIN_GO:
+        raise BuildError(
+            f"{found} is too old: the collector builder needs Go "
+            f"{MIN_GO[0]}.{MIN_GO[1]} or newer (Debian's golang-go is older; install Go "
+            "from go.dev or a backports package)"
+        )
+    return found
+
+
 def builder_path(version: str, progress: Progress | None = None) -> Path:
     """Path of an ocb builder at ``version``, installed with ``go install`` when missing."""
     if shutil.which("go", path=go_env()["PATH"]) is None:
@@ -102,6 +124,7 @@ def builder_path(version: str, progress: Progress | None = None) -> Path:
             "Go is not installed (needed to build the collector): run "
             "scripts/install-system-deps.sh"
         )
+    check_go()
     candidate = _gopath_bin() / "builder"
     if candidate.is_file():
         out = subprocess.run([str(candidate), "version"], capture_output=True, text=True)
