@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from otel._internal.collector import build as building
-from otel._internal.collector.config import ConfigLoadError, Location, MergedConfig, load
+from otel._internal.collector.config import (
+    ConfigLoadError,
+    Finding,
+    MergedConfig,
+    Severity,
+    load,
+)
+from otel._internal.collector.validate import run_validate
 
-Severity = Literal["error", "warning"]
+__all__ = ["Finding", "LintInputError", "Severity", "lint"]
+
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
 PIPELINE_ROLES = ("receivers", "processors", "exporters")
 #: Exporters that write locally or are scraped: they have no remote peer to retry against.
@@ -43,19 +49,6 @@ DEPRECATED_TYPES: dict[str, dict[str, str]] = {
 
 class LintInputError(ValueError):
     """The files cannot be linted at all (missing, not YAML...)."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem, printed as ``file:line: severity: message [rule]``."""
-
-    location: Location
-    severity: Severity
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.severity}: {self.message} [{self.rule}]"
 
 
 def ctype(component_id: str) -> str:
@@ -317,41 +310,6 @@ def known_types(binary: Path | None) -> dict[str, set[str]]:
     if binary is not None and binary.is_file():
         return {k: set(v) for k, v in building.components(binary).items()}
     return building.manifest_types()
-
-
-_KIND = r"(receivers|processors|exporters|connectors|extensions)"
-#: How the collector names the component it could not decode, in its two styles.
-_COMPONENT_IN_ERROR = (
-    re.compile(rf"'{_KIND}' error reading configuration for \"([^\"]+)\""),
-    re.compile(rf"'?{_KIND}::([^':\s]+)"),
-)
-_INVALID_KEYS = re.compile(r"has invalid keys: ([\w.-]+)")
-
-
-def _validate_location(text: str, cfg: MergedConfig, fallback: Path) -> Location:
-    """Point at the component (or its unknown key) the collector's error names."""
-    for pattern in _COMPONENT_IN_ERROR:
-        match = pattern.search(text)
-        if match:
-            path: tuple[str, ...] = (match.group(1), match.group(2))
-            key = _INVALID_KEYS.search(text)
-            if key and (*path, key.group(1)) in cfg.locations:
-                path = (*path, key.group(1))
-            return cfg.where(*path)
-    return Location(fallback)
-
-
-def run_validate(
-    files: Sequence[Path], binary: Path, environ: Mapping[str, str], cfg: MergedConfig
-) -> Iterator[Finding]:
-    """Run ``binary validate`` on ``files`` and turn its error into findings."""
-    argv = [str(binary), "validate", *(f"--config={Path(f).resolve()}" for f in files)]
-    out = subprocess.run(argv, capture_output=True, text=True, env=dict(environ), timeout=60)
-    if out.returncode == 0:
-        return
-    text = (out.stderr.strip() or out.stdout.strip()).replace("\n\n", "\n")
-    where = _validate_location(text, cfg, Path(files[-1]))
-    yield Finding(where, "error", "validate", f"`otelcol validate` failed: {text}")
 
 
 def lint(
