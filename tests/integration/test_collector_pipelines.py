@@ -14,7 +14,9 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from otel._internal.procs import free_port
 from otel._internal.servers.collector import CollectorServer
+from otel._internal.servers.prometheus import PrometheusServer, scrape_config
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import (
     RECORDER_CONFIG,
@@ -241,3 +243,38 @@ def test_gateway_span_metrics_count_every_span_with_exemplars(
         return found & set(sent)
 
     assert wait_until(exemplars, 20, "an exemplar on traces_span_metrics_duration_seconds")
+
+
+# --- remote-write.yaml: metrics and exemplars pushed into a real Prometheus 2.42 ---------
+
+
+def test_remote_write_reaches_prometheus(
+    collector_factory: CollectorFactory, server_root: Path
+) -> None:
+    prometheus = PrometheusServer(
+        server_root / "collector-remote-write-prometheus", free_port(), scrape_config({})
+    ).start()
+    try:
+        env = {
+            "TRADING_OTEL_GATEWAY_TOKEN": TOKEN,
+            "TRADING_OTEL_PROM_REMOTE_WRITE_URL": f"{prometheus.url}/api/v1/write",
+            "TRADING_OTEL_COLLECTOR_BATCH_TIMEOUT": "200ms",
+        }
+        gateway = collector_factory("gateway-rw", "gateway-remote-write", env=env)
+        p.post(gateway.otlp_http_url, p.latency_metrics("rw-0"), TOKEN)
+        series = wait_until(
+            lambda: prometheus.query('trading_order_latency_seconds_bucket{le="0.25"}'),
+            30, "trading_order_latency_seconds_bucket written into Prometheus",
+        )  # fmt: skip
+        labels = series[0]["metric"]
+        assert labels["service_name"] == p.SERVICE and labels["outcome"] == "filled"
+        assert float(series[0]["value"][1]) == 2  # cumulative: buckets 0.01 and 0.25
+        stored = wait_until(
+            lambda: prometheus.query_exemplars("trading_order_latency_seconds_bucket"),
+            10, "exemplars stored by Prometheus from remote write",
+        )  # fmt: skip
+        trace_ids = {e["labels"]["trace_id"] for s in stored for e in s["exemplars"]}
+        assert trace_ids == {p.trace_id("rw-0").hex()}
+        gateway.stop()
+    finally:
+        prometheus.stop()
