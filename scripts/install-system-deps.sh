@@ -11,7 +11,10 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v wrk >/dev/null || need+=(wrk)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v go >/dev/null || need+=(golang-go)
+
+# Go is not installed from Debian: bookworm's golang-go (1.19) is too old for the
+# collector builder, which needs Go >= 1.25. `trading-otel collector build` finds a Go
+# toolchain (PATH or /usr/local/go) and says clearly when there is none.
 
 if ((${#need[@]} == 0)); then
   exit 0
