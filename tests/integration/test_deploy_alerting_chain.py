@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 BREAKER = (
     "trading_circuit_breaker_state"
-    '{{job="execution-gateway",instance="i-1",breaker="daily_loss"}} {}\n'
+    '{{job="trading/execution-gateway",service_name="execution-gateway",instance="i-1",'
+    'breaker="daily_loss"}} {}\n'
 )
 
 
@@ -29,7 +30,7 @@ def test_breaker_trip_reaches_the_archive(
     prom = alerting_stack.prometheus
     assert prom is not None
     deadline = time.monotonic() + 30
-    while not prom.query('trading_circuit_breaker_state{job="execution-gateway"}'):
+    while not prom.query('trading_circuit_breaker_state{service_name="execution-gateway"}'):
         assert time.monotonic() < deadline, "the static target was never scraped"
         time.sleep(0.5)
 

@@ -117,11 +117,11 @@ def test_every_rule_metric_exists() -> None:
 def test_recording_rules_cover_latency_rejections_and_slo_windows() -> None:
     records = {r["record"] for r in _rules("recording.yml")}
     for q in ("p50", "p95", "p99"):
-        assert f"job:trading_order_latency_seconds:{q}_rate5m" in records
-        assert f"job_symbol:trading_order_latency_seconds:{q}_rate5m" in records
-    assert "job:trading_order_rejection:ratio_rate5m" in records
+        assert f"service:trading_order_latency_seconds:{q}_rate5m" in records
+        assert f"service_symbol:trading_order_latency_seconds:{q}_rate5m" in records
+    assert "service:trading_order_rejection:ratio_rate5m" in records
     for window in ("5m", "30m", "1h", "6h", "3d"):
-        assert f"job:trading_order_latency_slo_errors:ratio_rate{window}" in records
+        assert f"service:trading_order_latency_slo_errors:ratio_rate{window}" in records
 
 
 @pytest.mark.parametrize("name", ["prometheus.local.yml", "prometheus.compose.yml"])
