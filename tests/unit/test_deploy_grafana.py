@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from otel._internal.catalogue import CATALOGUE
-from tests.fixtures.alerting import DEPLOY, unknown_metrics
+from tests.fixtures.alerting import DEPLOY, REPO, unknown_metrics
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -204,3 +204,13 @@ def test_dashboard_provider_points_at_the_dashboards() -> None:
     doc = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yaml").read_text())
     (provider,) = doc["providers"]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_span_metrics_unit_follows_the_gateway_config() -> None:
+    gateway = yaml.safe_load((REPO / "collector/config/gateway.yaml").read_text())
+    unit = gateway["connectors"]["span_metrics"].get("histogram", {}).get("unit", "ms")
+    name = {"ms": "milliseconds", "s": "seconds"}[unit]
+    queries = datasources()["tempo"]["jsonData"]["tracesToMetrics"]["queries"]
+    durations = [q["query"] for q in queries if "traces_span_metrics_duration" in q["query"]]
+    assert durations
+    assert all(f"traces_span_metrics_duration_{name}_bucket" in q for q in durations)
