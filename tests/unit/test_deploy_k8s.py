@@ -78,9 +78,9 @@ def test_agent_balances_traces_by_trace_id_to_the_headless_service() -> None:
 
 def test_agent_collects_host_metrics_for_the_system_dashboard() -> None:
     agent = overlay("agent-k8s.yaml")
-    scrapers = agent["receivers"]["hostmetrics"]["scrapers"]
+    scrapers = agent["receivers"]["host_metrics"]["scrapers"]
     assert {"cpu", "memory", "filesystem"} <= set(scrapers)
-    assert "hostmetrics" in agent["service"]["pipelines"]["metrics"]["receivers"]
+    assert "host_metrics" in agent["service"]["pipelines"]["metrics"]["receivers"]
 
 
 def test_gateway_serves_tls_for_the_bearer_token() -> None:
