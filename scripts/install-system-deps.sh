@@ -10,6 +10,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v wrk >/dev/null || need+=(wrk)
+# Only its `config` command is used: it checks the compose files without an engine.
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 
 # Go is not installed from Debian: bookworm's golang-go (1.19) is too old for the
