@@ -48,12 +48,16 @@ def latency_views() -> list[View]:
     The SDK's default boundaries (0, 5, 10, 25 ... 10000) are millisecond-scale: a
     0.12 s latency would land in ``le="5"``.
     """
+    from otel._internal.fastpath import lean_reservoir_factory
     from otel._internal.meters import histogram_views
 
     def seconds(name: str, buckets: Sequence[float]) -> View:
         return View(
             instrument_name=name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=tuple(buckets)),
+            # Same exemplars as the SDK's aligned reservoir (last value per bucket),
+            # with the span context read at collection instead of on every record.
+            exemplar_reservoir_factory=lean_reservoir_factory,
         )
 
     return [

@@ -29,6 +29,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
+from otel._internal.fastpath import CachedRecorder
 from otel._internal.sanitize import sanitize_message
 
 Scope = MutableMapping[str, Any]
@@ -48,9 +49,23 @@ _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
+#: ``k=v&k=v`` with characters that parse_qsl/urlencode give back unchanged.
+_PLAIN_QUERY = re.compile(
+    rb"[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*(?:&[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*)*"
+)
+_PLAIN_KEY = re.compile(r"(?:^|&)([^=&]+)=")
+
+
 def _query(raw: bytes) -> str:
     # Same redaction list as FastAPI's native telemetry (semconv's sensitive params).
     secret = fastapi_asgi._SENSITIVE_QUERY_PARAMETERS
+    if _PLAIN_QUERY.fullmatch(raw):
+        # Nothing to decode or re-encode (no '%', no blank pairs), so the round trip
+        # through parse_qsl/urlencode would return the same text: skip it (~15 us)
+        # unless a key needs redacting. '+' decodes to a space, which no secret name has.
+        text = raw.decode("ascii")
+        if secret.isdisjoint(_PLAIN_KEY.findall(text)):
+            return text
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     return urlencode([(k, "REDACTED" if k in secret else v) for k, v in pairs])
 
@@ -78,14 +93,19 @@ class ServerTelemetry:
         self.tracer: Tracer | None = (
             tracer_provider.get_tracer(SCOPE_NAME, __version__) if tracer_provider else None
         )
-        self.duration: Histogram | None = None
+        self.duration: CachedRecorder | None = None
         if meter_provider is not None:
-            self.duration = meter_provider.get_meter(SCOPE_NAME, __version__).create_histogram(
+            # Route, method and status repeat, so each distinct set is bound once and
+            # later records skip the SDK's per-call attribute cleaning and hashing.
+            histogram: Histogram = meter_provider.get_meter(
+                SCOPE_NAME, __version__
+            ).create_histogram(
                 "http.server.request.duration",
                 unit="s",
                 description="Duration of HTTP server requests.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             )
+            self.duration = CachedRecorder(histogram)
         self.excluded = excluded
         self.operation_spans = operation_spans
         self._authorities: dict[bytes, dict[str, Any]] = {}

@@ -253,3 +253,27 @@ async def test_fastapi_auto_configure_adds_no_second_exporter(
     await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert len(_runtime._configured) == before
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"symbol=AAPL&side=buy",
+        b"a+b=c~d&x=",
+        b"sig=abc&a=1",
+        b"X-Amz-Signature=zz&qty=5",
+        b"a=%41&b=%20",
+        b"flag",
+        b"a=1&&b=2",
+        b"q=caf\xe9",
+    ],
+)
+def test_url_query_fast_path_matches_the_parse_and_encode_round_trip(raw: bytes) -> None:
+    from urllib.parse import parse_qsl, urlencode
+
+    from fastapi.telemetry import _asgi
+
+    secret = _asgi._SENSITIVE_QUERY_PARAMETERS
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    expected = urlencode([(k, "REDACTED" if k in secret else v) for k, v in pairs])
+    assert http_server._query(raw) == expected
