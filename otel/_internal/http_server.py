@@ -250,9 +250,12 @@ class ServerTelemetry:
             if duration is not None:
                 duration.record(max(0.0, perf_counter() - started), attrs)
             if span is not None:
-                # The span already has the request attributes: add only what is new
-                # (each attribute write is validated by the SDK, ~1 us apiece).
-                span.set_attributes(dict(list(attrs.items())[start_keys:]))
+                # The span already has the request attributes, and FastAPI's route
+                # callback gave it http.route: add only what is new (each attribute
+                # write is validated by the SDK, ~1 us apiece).
+                new = dict(list(attrs.items())[start_keys:])
+                new.pop("http.route", None)
+                span.set_attributes(new)
                 span.end()
 
         trailers = False

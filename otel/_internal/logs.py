@@ -24,6 +24,10 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "otelServiceName",
 }
 _OURS = "_trading_otel"
+_SCALARS = (str, int, float, bool)
+_PLAIN = frozenset(_SCALARS)
+#: Built once: ``json.dumps(..., default=str)`` would build a new encoder per line.
+_encode = json.JSONEncoder(default=str).encode
 
 
 def trace_fields() -> dict[str, str]:
@@ -46,11 +50,13 @@ class JsonFormatter(logging.Formatter):
         }
         out.update(trace_fields())
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+            if key not in _STANDARD and key[0] != "_":
+                out[key] = (
+                    value if type(value) in _PLAIN or isinstance(value, _SCALARS) else repr(value)
+                )
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _encode(out)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -66,9 +72,19 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+#: The last whole second formatted, and its text; swapped as one tuple, so threads agree.
+_second: tuple[int, str] = (-1, "")
+
+
 def _iso(created: float) -> str:
-    ms = int((created % 1) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{ms:03d}Z"
+    # strftime is most of the cost and lines come in bursts within one second: cache it.
+    global _second
+    whole = int(created)
+    sec, text = _second
+    if sec != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{int((created - whole) * 1000):03d}Z"
 
 
 def make_formatter(fmt: str, stream: Any = None) -> logging.Formatter:
