@@ -58,7 +58,9 @@ class Sink:
         self.counts_path = root / "sink-counts.json"
         self.proc = ManagedProcess(
             "otlp-sink",
-            [PY, "-m", "bench.sink", "--grpc-port", str(self.grpc_port),
+            # Lowest priority: on a 2-core machine the sink's decoding must not take
+            # the CPU the measured app needs (it still drains every export promptly).
+            ["nice", "-n", "19", PY, "-m", "bench.sink", "--grpc-port", str(self.grpc_port),
              "--http-port", str(self.http_port), "--counts", str(self.counts_path)],
             root / "sink.log", ready=tcp_ok(self.http_port), cwd=ROOT,
             ports=(self.grpc_port, self.http_port),
