@@ -6,6 +6,7 @@ import logging
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 _log = logging.getLogger("services.db")
 
@@ -20,7 +21,7 @@ def migration_files() -> list[tuple[str, str]]:
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[str]:
     """Apply the migrations not yet applied, under an advisory lock; return their versions.
 
     Safe to call from several services starting at once: the lock serialises them and the

@@ -107,12 +107,12 @@ async def pause_redis(client: aioredis.Redis, duration_s: float) -> None:
     """Make Redis unavailable to every client for ``duration_s`` (``CLIENT PAUSE ... ALL``)."""
     if duration_s <= 0:
         raise ValueError(f"duration must be > 0 seconds, got {duration_s}")
-    await client.execute_command("CLIENT", "PAUSE", int(duration_s * 1000), "ALL")
+    await client.execute_command("CLIENT", "PAUSE", int(duration_s * 1000), "ALL")  # type: ignore[no-untyped-call]
 
 
 async def unpause_redis(client: aioredis.Redis) -> None:
     """End a :func:`pause_redis` early."""
-    await client.execute_command("CLIENT", "UNPAUSE")
+    await client.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
 
 
 class FaultWatcher:

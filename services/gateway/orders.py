@@ -189,7 +189,7 @@ class Gateway:
 
     async def _publish(self, event: dict[str, Any]) -> None:
         """Put the order event on the stream with the trace context, so consumers can link."""
-        fields = {k: str(v) for k, v in event.items() if v is not None}
+        fields: dict[Any, Any] = {k: str(v) for k, v in event.items() if v is not None}
         propagate.inject(fields)
         try:
             await self.redis.xadd(ORDER_STREAM, fields, maxlen=100_000, approximate=True)

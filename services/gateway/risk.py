@@ -41,7 +41,7 @@ class Prices:
             quote = json.loads(value) if value else None
             fresh = quote is not None and now - float(quote["t"]) <= self.stale_after_s
             meters().cache_requests.add(1, cache="price", result="hit" if fresh else "miss")
-            if fresh:
+            if fresh and quote is not None:
                 out[symbol] = float(quote["p"])
         return out
 

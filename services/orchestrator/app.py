@@ -87,8 +87,9 @@ def create_app(
 
     @app.post("/api/v1/run")
     async def run_now() -> dict[str, Any]:
+        cycle: Cycle = app.state.cycle
         async with app.state.lock:
-            return await app.state.cycle.run()
+            return await cycle.run()
 
     @app.get("/api/v1/status")
     async def status() -> dict[str, Any]:

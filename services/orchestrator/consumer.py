@@ -46,7 +46,7 @@ class OrderEventConsumer:
         """Read and handle one batch; returns how many events were handled."""
         # The blocking read itself is an idle wait, not work: no span for it.
         with suppress_instrumentation():
-            batches = await self.client.xreadgroup(
+            batches: Any = await self.client.xreadgroup(
                 GROUP, self.consumer, {STREAM: ">"}, count=100, block=block_ms
             )
         n = 0

@@ -88,7 +88,7 @@ class SignalModel:
             params = ModelParams(published_at=time.time())
             await self.client.set(REGISTRY_KEY, params.to_json(), nx=True)
             raw = await self.client.get(REGISTRY_KEY) or params.to_json()
-        params = ModelParams.from_json(raw)
+        params = ModelParams.from_json(raw if isinstance(raw, str) else raw.decode())
         if self.params is not None:
             self.reloads += 1
         self.params, self.loaded_at = params, time.time()
