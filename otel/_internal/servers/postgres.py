@@ -95,13 +95,19 @@ class PostgresServer:
             name="postgres",
             argv=[
                 str(bindir / "postgres"),
-                "-D", str(self.data_dir),
-                "-p", str(self.port),
-                "-k", str(self.root),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off",  # a disposable dev/test cluster: durability is not the point
-                "-c", "max_connections=200",
-            ],  # fmt: skip
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",  # a disposable dev/test cluster: durability is not the point
+                "-c",
+                "max_connections=200",
+            ],
             log_path=self.log_path,
             ready=self._ready,
             ports=(self.port,),
