@@ -70,9 +70,9 @@ def span_exporter(name: str, settings: Settings) -> SpanExporter:
         )
 
         return GrpcSpanExporter(**_otlp_kwargs(export))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from otel._internal.lean_exporter import LeanHttpSpanExporter
 
-    return OTLPSpanExporter(**_otlp_kwargs(export))
+    return LeanHttpSpanExporter(**_otlp_kwargs(export))
 
 
 def span_processors(settings: Settings) -> list[BatchSpanProcessor]:

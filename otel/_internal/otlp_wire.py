@@ -1,0 +1,185 @@
+"""A lean OTLP/protobuf span encoder for the HTTP exporter's background thread.
+
+Why: the stock encoder builds a protobuf object per span, per attribute and per value
+(~55 us per server span here), in the export thread, which holds the GIL against the
+requests. Most attributes of a service's spans repeat (method, scheme, host, route,
+status), so this encoder writes the wire format directly and keeps the encoded bytes of
+each repeated scalar ``key=value`` pair. Resources and scopes are encoded once per batch
+with the SDK's own encoder; anything unusual (events, links, list or bytes values, ints
+outside int64) goes through the SDK's encoder too, so the output is the same message:
+``tests/unit/test_lib_otlp_wire.py`` parses both and compares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from struct import Struct
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common._internal import (
+    _encode_instrumentation_scope,
+    _encode_key_value,
+    _encode_resource,
+)
+from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import (
+    _encode_events,
+    _encode_links,
+)
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+
+_FIXED64 = Struct("<Q")
+_FIXED32 = Struct("<I")
+_DOUBLE = Struct("<d")
+_KIND = {
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
+}
+#: SpanFlags: the parent's is_remote is known (0x100), and it is remote (0x200).
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_CACHE_MAX = 4096
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _SMALL[n]
+    if n < 0:
+        n += 1 << 64  # int64 on the wire: two's complement, ten bytes
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2); ``tag`` is the pre-shifted key byte(s)."""
+    return _varint(tag) + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes | None:
+    # Same type order as the SDK's encoder: bool before int (bool is an int).
+    kind = type(value)
+    if kind is bool:
+        return b"\x10" + (b"\x01" if value else b"\x00")
+    if kind is str:
+        return _field(0x0A, value.encode("utf-8"))
+    if kind is int:
+        if not _INT64[0] <= value <= _INT64[1]:
+            return None
+        return b"\x18" + _varint(value)
+    if kind is float:
+        return b"\x21" + _DOUBLE.pack(value)
+    return None
+
+
+class SpanEncoder:
+    """Encodes span batches as a serialized ``ExportTraceServiceRequest``."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[str, type, Any], bytes] = {}
+
+    def _key_value(self, key: str, value: Any) -> bytes:
+        """One attribute as a complete ``attributes`` field (tag 9) of a span."""
+        kind = type(value)
+        cacheable = kind is str or kind is bool or kind is int  # floats: -0.0 == 0.0
+        if cacheable:
+            hit = self._pairs.get((key, kind, value))
+            if hit is not None:
+                return hit
+        encoded = _any_value(value)
+        if encoded is None:
+            kv = _encode_key_value(key, value).SerializeToString()
+        else:
+            kv = _field(0x0A, key.encode("utf-8")) + _field(0x12, encoded)
+        kv = _field(0x4A, kv)
+        if cacheable:
+            if len(self._pairs) >= _CACHE_MAX:
+                self._pairs.clear()  # attribute values are unbounded in general
+            self._pairs[(key, kind, value)] = kv
+        return kv
+
+    def _span(self, span: ReadableSpan) -> bytes:
+        ctx = span.get_span_context()
+        assert ctx is not None
+        parts = [
+            b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
+            b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+        ]
+        if ctx.trace_state:
+            parts.append(
+                _field(0x1A, ",".join(f"{k}={v}" for k, v in ctx.trace_state.items()).encode())
+            )
+        parent = span.parent
+        flags = _HAS_IS_REMOTE
+        if parent is not None:
+            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+            if parent.is_remote:
+                flags |= _IS_REMOTE
+        if span.name:
+            parts.append(_field(0x2A, span.name.encode("utf-8")))
+        parts.append(b"\x30" + _varint(_KIND[span.kind]))
+        if span.start_time:
+            parts.append(b"\x39" + _FIXED64.pack(span.start_time))
+        if span.end_time:
+            parts.append(b"\x41" + _FIXED64.pack(span.end_time))
+        attributes = span.attributes
+        if attributes:
+            key_value = self._key_value
+            parts += [key_value(k, v) for k, v in attributes.items()]
+        if span.dropped_attributes:
+            parts.append(b"\x50" + _varint(span.dropped_attributes))
+        events = span.events
+        if events:  # rare on request spans: the SDK's encoder is fine here
+            parts += [_field(0x5A, e.SerializeToString()) for e in _encode_events(events) or ()]
+        if span.dropped_events:
+            parts.append(b"\x60" + _varint(span.dropped_events))
+        links = span.links
+        if links:
+            parts += [_field(0x6A, x.SerializeToString()) for x in _encode_links(links) or ()]
+        if span.dropped_links:
+            parts.append(b"\x70" + _varint(span.dropped_links))
+        status = span.status
+        body = b""
+        if status.description:
+            body += _field(0x12, status.description.encode("utf-8"))
+        if status.status_code.value:
+            body += b"\x18" + _varint(status.status_code.value)
+        parts.append(_field(0x7A, body))
+        parts.append(b"\x85\x01" + _FIXED32.pack(flags))  # field 16, fixed32
+        return b"".join(parts)
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        """The serialized request for ``spans``, grouped by resource and scope."""
+        # Resource hashes by value (a JSON dump per call): look each one up once.
+        by_id: dict[int, dict[Any, list[bytes]]] = {}
+        groups: dict[Any, dict[Any, list[bytes]]] = {}
+        for span in spans:
+            resource = span.resource
+            by_scope = by_id.get(id(resource))
+            if by_scope is None:
+                by_scope = by_id[id(resource)] = groups.setdefault(resource, {})
+            by_scope.setdefault(span.instrumentation_scope or None, []).append(
+                _field(0x12, self._span(span))
+            )
+        out = []
+        for resource, by_scope in groups.items():
+            body = [_field(0x0A, _encode_resource(resource).SerializeToString())]
+            for scope, encoded in by_scope.items():
+                scope_body = [
+                    _field(0x0A, _encode_instrumentation_scope(scope).SerializeToString()),
+                    *encoded,
+                ]
+                if scope is not None and scope.schema_url:
+                    scope_body.append(_field(0x1A, scope.schema_url.encode("utf-8")))
+                body.append(_field(0x12, b"".join(scope_body)))
+            if resource.schema_url:
+                body.append(_field(0x1A, resource.schema_url.encode("utf-8")))
+            out.append(_field(0x0A, b"".join(body)))
+        return b"".join(out)

@@ -1,0 +1,120 @@
+"""The lean span encoder writes the same OTLP message as the SDK's encoder."""
+
+from __future__ import annotations
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
+from opentelemetry.trace.span import NonRecordingSpan
+
+from otel._internal.otlp_wire import SpanEncoder
+
+
+def _spans() -> list[ReadableSpan]:
+    out: list[ReadableSpan] = []
+    for resource in (
+        Resource({"service.name": "gw", "n": 3}),
+        Resource({"service.name": "risk"}, "https://example/schema"),
+    ):
+        mem = InMemorySpanExporter()
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(SimpleSpanProcessor(mem))
+        tracer = provider.get_tracer("otel.http_server", "1.0", schema_url="https://s/1")
+        other = provider.get_tracer("orders")
+        remote = SpanContext(
+            0x0AF7651916CD43DD8448EB211C80319C,
+            0xB7AD6B7169203331,
+            is_remote=True,
+            trace_flags=TraceFlags(1),
+            trace_state=TraceState([("vendor", "v1")]),
+        )
+        with tracer.start_as_current_span(
+            "GET /orders/{id}",
+            context=set_span_in_context(NonRecordingSpan(remote)),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": "GET", "server.port": 8080, "ok": True},
+        ) as server:
+            server.set_attributes(
+                {
+                    "ratio": 0.25,
+                    "neg": -0.0,
+                    "big": -(1 << 40),
+                    "tags": ["a", "b"],
+                    "flags": [True, False],
+                    "ids": [1, 2],
+                    "huge": (1 << 63) - 1,
+                    "unicode": "prix €",
+                }
+            )
+            server.add_event("retry", {"attempt": 2})
+            with other.start_as_current_span(
+                "db", kind=SpanKind.CLIENT, links=[Link(remote, {"why": "batch"})]
+            ) as child:
+                child.set_status(StatusCode.ERROR, "timeout")
+            with other.start_as_current_span("ok") as fine:
+                fine.set_status(StatusCode.OK)
+        provider.get_tracer("x").start_span("").end()  # empty name, no attributes
+        provider.shutdown()
+        out += mem.get_finished_spans()
+    return out
+
+
+def test_same_message_as_the_sdk_encoder() -> None:
+    spans = _spans()
+    encoder = SpanEncoder()
+    for _ in range(2):  # the second pass reads the cached attribute encodings
+        ours = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+        assert ours == encode_spans(spans)
+    assert len(ours.resource_spans) == 2
+
+
+def test_empty_batch_is_an_empty_request() -> None:
+    assert SpanEncoder().encode([]) == b""
+
+
+def test_exporter_posts_the_lean_encoding_to_a_real_http_receiver() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from otel._internal.lean_exporter import LeanHttpSpanExporter
+
+    bodies: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200 if self.path == "/v1/traces" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        exporter = LeanHttpSpanExporter(
+            endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+        )
+        spans = _spans()
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+    (body,) = bodies
+    assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
