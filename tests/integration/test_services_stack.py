@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from otel._internal.collector.build import BINARY
 from otel._internal.stack import (
     StackConfig,
     StackError,
@@ -35,7 +36,10 @@ CORE = ("postgres", "redis", "broker-simulator", "market-data", "signal-service"
 def stack(server_root: Path) -> Iterator[StackConfig]:
     # Under server_root: the postgres user must be able to reach its data directory.
     var = server_root / "stack"
-    config = replace(StackConfig(var, only=CORE).with_free_ports(), ready_timeout_s=90)
+    # With our collector when it is built (`make test` builds it first): the services
+    # then export over OTLP to it.
+    only = CORE + (("collector",) if BINARY.is_file() else ())
+    config = replace(StackConfig(var, only=only).with_free_ports(), ready_timeout_s=90)
     try:
         up(config, install=False)
         yield config
@@ -79,6 +83,24 @@ def test_load_and_faults_through_the_stack(stack: StackConfig) -> None:
         inject_fault(stack, "meteor-strike", 5)
     with pytest.raises(ValueError, match="out of range"):
         inject_fault(stack, "broker-reject", 5, rate=2.0)
+
+
+@pytest.mark.skipif(
+    not BINARY.is_file(), reason="collector not built (trading-otel collector build)"
+)
+def test_services_export_to_the_stack_collector(stack: StackConfig) -> None:
+    report = run_load(stack, rate=10, duration_s=0.5)
+    assert report.accepted + report.rejected == report.sent
+    traces = stack.telemetry_dir / "traces.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = traces.read_text() if traces.exists() else ""
+        if "order.place" in text and "broker.submit" in text:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"no order spans reached {traces} through the collector")
+    assert "execution-gateway" in text and "broker-simulator" in text
 
 
 def test_port_taken_is_a_clear_error(stack: StackConfig, tmp_path: Path) -> None:
