@@ -151,9 +151,9 @@ def log_exporter(name: str, settings: Settings) -> LogRecordExporter:
         )
 
         return GrpcLogExporter(**_otlp_kwargs(export))
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from otel._internal.lean_exporter import LeanHttpLogExporter
 
-    return OTLPLogExporter(**_otlp_kwargs(export))
+    return LeanHttpLogExporter(**_otlp_kwargs(export))
 
 
 def log_processors(settings: Settings) -> list[BatchLogRecordProcessor]:

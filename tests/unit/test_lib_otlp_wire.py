@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -118,3 +120,51 @@ def test_exporter_posts_the_lean_encoding_to_a_real_http_receiver() -> None:
         server.server_close()
     (body,) = bodies
     assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
+
+
+def _log_records() -> list[Any]:
+    import logging
+
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
+    mem = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource({"service.name": "gw"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    handler = LoggingHandler(logger_provider=provider)
+    log = logging.getLogger("wire.test")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    tracer = TracerProvider().get_tracer("t")
+    try:
+        with tracer.start_as_current_span("place"):
+            log.info("order filled", extra={"symbol": "AAPL", "qty": 5, "px": 1.5, "ok": True})
+        log.warning("no span", extra={"otel.event.name": "order.rejected"})
+        try:
+            raise ValueError("bad qty")
+        except ValueError:
+            log.exception("failed")
+        provider.get_logger("direct", "2.0").emit(body={"k": [1, 2]}, attributes={"b": b"x"})
+        provider.get_logger("direct").emit(body=None)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    provider.shutdown()
+    return list(mem.get_finished_logs())
+
+
+def test_log_records_same_message_as_the_sdk_encoder() -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    records = _log_records()
+    assert len(records) == 5
+    encoder = SpanEncoder()
+    for _ in range(2):
+        ours = ExportLogsServiceRequest.FromString(encoder.encode_logs(records))
+        assert ours == encode_logs(records)
