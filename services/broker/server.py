@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from services.common.config import ServiceSettings
 from services.common.faults import FaultWatcher
+from services.common.tasks import cancel_and_wait
 from services.common.web import redis_client
 
 _log = logging.getLogger("services.broker.gate")
@@ -110,9 +111,7 @@ class BrokerServer:
         try:
             await serve_task
         finally:
-            watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch_task
+            await cancel_and_wait(watch_task)
             await self.gate.shut()
             await client.aclose()
 

@@ -14,7 +14,6 @@ pause ends (and so time out in the services).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -23,6 +22,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from services.common.tasks import cancel_and_wait
 
 _log = logging.getLogger("services.faults")
 PREFIX = "trading:fault:"
@@ -146,7 +147,4 @@ class FaultWatcher:
         self._task = asyncio.create_task(self._run(), name="fault-watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

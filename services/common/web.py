@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters
 
 _log = logging.getLogger("services.web")
@@ -124,10 +125,7 @@ class Dependencies:
         self._task = asyncio.create_task(self._loop(interval_s), name="dependency-checks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 def add_probes(app: FastAPI, deps: Dependencies, service: str) -> None:

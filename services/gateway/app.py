@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.db import HealthProbe, create_pool
 from services.common.faults import FaultWatcher
+from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters
 from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
 from services.gateway.broker_client import BrokerClient
@@ -66,9 +66,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         try:
             yield
         finally:
-            pnl.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pnl
+            await cancel_and_wait(pnl)
             await deps.stop()
             await faults.stop()
             await broker.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -84,7 +83,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
                     continue
                 await ws.send_json(quote)
                 m.websocket_messages.add(1)
-        except (WebSocketDisconnect, asyncio.CancelledError):
+        except WebSocketDisconnect:
             pass
         except aioredis.RedisError as exc:
             _log.warning("quote stream ended: redis unavailable: %s", exc)

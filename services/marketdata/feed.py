@@ -10,7 +10,6 @@ comes back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -21,6 +20,7 @@ import redis.asyncio as aioredis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from services.common.faults import FaultWatcher
+from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters
 
 _log = logging.getLogger("services.marketdata.feed")
@@ -119,7 +119,4 @@ class Feed:
         self._task = asyncio.create_task(self.run(), name="market-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

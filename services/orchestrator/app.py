@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 
 from services.common import telemetry
 from services.common.config import ServiceSettings
+from services.common.tasks import cancel_and_wait
 from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
 from services.orchestrator.consumer import OrderEventConsumer
 from services.orchestrator.cycle import Cycle
@@ -69,10 +69,7 @@ def create_app(
         try:
             yield
         finally:
-            if timer is not None:
-                timer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await timer
+            await cancel_and_wait(timer)
             await app.state.consumer.stop()
             await deps.stop()
             await http.aclose()

@@ -9,7 +9,6 @@ semantic conventions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from typing import Any
@@ -19,6 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 
+from services.common.tasks import cancel_and_wait
 from services.common.telemetry import tracer
 
 _log = logging.getLogger("services.orchestrator.consumer")
@@ -34,6 +34,7 @@ class OrderEventConsumer:
         self.consumer = consumer
         self.handled: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def ensure_group(self) -> None:
         try:
@@ -80,22 +81,29 @@ class OrderEventConsumer:
             await self.client.xack(STREAM, GROUP, message_id)
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.ensure_group()
-                while True:
+                while not self._stopping:
                     await self.poll()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # Redis away: retry, never die
                 _log.warning("order-event consumer: %s; retrying in 1 s", exc)
                 await asyncio.sleep(1)
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="order-event-consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop after the current read (at most ~0.5 s); cancel only as a last resort.
+
+        Cancelling a task inside redis-py's blocking XREADGROUP can leave it waiting on
+        the connection forever, so the loop is asked to finish instead.
+        """
+        if self._task is None:
+            return
+        self._stopping = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=3)
+        except TimeoutError:
+            await cancel_and_wait(self._task)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import telemetry
 from services.common.config import ServiceSettings
+from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters, tracer
 from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
 from services.signals.model import SignalModel
@@ -63,9 +63,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         try:
             yield
         finally:
-            gauges.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gauges
+            await cancel_and_wait(gauges)
             await deps.stop()
             await client.aclose()
             if telemetry_on:
