@@ -50,28 +50,35 @@ class TcpGate:
         self._writers.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Track the client side at once, so shut() also closes connections that are still
+        # waiting for the backend; every exit path closes both sides (no leaked sockets).
+        self._writers.add(writer)
+        up_writer: asyncio.StreamWriter | None = None
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.backend_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
+                up_reader, up_writer = await asyncio.open_connection(self.host, self.backend_port)
             except OSError:
-                pass
-            finally:
-                dst.close()
+                return
+            if self._server is None:  # the gate was shut while we connected
+                return
+            self._writers.add(up_writer)
 
-        try:
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                except OSError:
+                    pass
+                finally:
+                    dst.close()
+
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
-            self._writers.discard(writer)
-            self._writers.discard(up_writer)
+            for w in (writer, up_writer):
+                if w is not None:
+                    self._writers.discard(w)
+                    w.transport.abort()
 
 
 class BrokerServer:
