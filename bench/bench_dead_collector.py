@@ -125,7 +125,7 @@ def main() -> None:
             "(c) dead collector": export
             | {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
         }
-        rows = []
+        rows: list[tuple[str, float, float, float, float, float, float, int]] = []
         for label, extra in setups.items():
             port = free_port()
             env = base | {"TRADING_OTEL_BROKER_URL": f"http://127.0.0.1:{broker_port}",
