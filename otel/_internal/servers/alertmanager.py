@@ -11,17 +11,15 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import yaml
-
-from otel._internal.procs import ManagedProcess, ServerError, http_probe
+from otel._internal.procs import ServerError
+from otel._internal.servers.base import YamlConfiguredServer
 
 
 @dataclass
-class AlertmanagerServer:
+class AlertmanagerServer(YamlConfiguredServer):
     """An Alertmanager on 127.0.0.1:``port`` with its data and log under ``root``.
 
     Args:
@@ -31,25 +29,7 @@ class AlertmanagerServer:
         extra_args: More command-line flags.
     """
 
-    root: Path
-    port: int
-    config: Mapping[str, Any] | Path
-    extra_args: Sequence[str] = ()
-    process: ManagedProcess | None = field(default=None, init=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "alertmanager.log"
-
-    @property
-    def config_path(self) -> Path:
-        if isinstance(self.config, Path):
-            return self.config
-        return self.root / "alertmanager.yml"
+    name: ClassVar[str] = "alertmanager"
 
     def start(self, timeout: float = 30.0) -> AlertmanagerServer:
         """Write the config, start Alertmanager and wait for ``/-/ready``."""
@@ -58,31 +38,18 @@ class AlertmanagerServer:
             raise ServerError(
                 "prometheus-alertmanager is not installed: run scripts/install-system-deps.sh"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        if not isinstance(self.config, Path):
-            self.config_path.write_text(yaml.safe_dump(dict(self.config), sort_keys=False))
-        self.process = ManagedProcess(
-            name="alertmanager",
-            argv=[
+        self._launch(
+            [
                 binary,
                 f"--config.file={self.config_path}",
                 f"--storage.path={self.root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--web.external-url={self.url}",
                 "--cluster.listen-address=",
-                *self.extra_args,
             ],
-            log_path=self.log_path,
-            ready=http_probe(f"{self.url}/-/ready"),
-            ports=(self.port,),
+            timeout,
         )
-        self.process.start(timeout)
         return self
-
-    def stop(self) -> None:
-        """Stop the process we started (never anything else)."""
-        if self.process is not None:
-            self.process.stop()
 
     def _request(self, method: str, path: str, body: object | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -14,13 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
-import yaml
-
-from otel._internal.procs import ManagedProcess, ServerError, http_probe
+from otel._internal.procs import ServerError
+from otel._internal.servers.base import YamlConfiguredServer
 
 T = TypeVar("T")
 
@@ -46,7 +44,7 @@ def scrape_config(
 
 
 @dataclass
-class PrometheusServer:
+class PrometheusServer(YamlConfiguredServer):
     """A Prometheus listening on 127.0.0.1:``port`` with its TSDB under ``root``.
 
     Args:
@@ -56,56 +54,25 @@ class PrometheusServer:
         extra_args: More command-line flags (e.g. ``--web.enable-lifecycle``).
     """
 
-    root: Path
-    port: int
-    config: Mapping[str, Any] | Path
-    extra_args: Sequence[str] = ()
-    process: ManagedProcess | None = field(default=None, init=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "prometheus.log"
-
-    @property
-    def config_path(self) -> Path:
-        if isinstance(self.config, Path):
-            return self.config
-        return self.root / "prometheus.yml"
+    name: ClassVar[str] = "prometheus"
 
     def start(self, timeout: float = 30.0) -> PrometheusServer:
         """Write the config, start Prometheus and wait for ``/-/ready``."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise ServerError("prometheus is not installed: run scripts/install-system-deps.sh")
-        self.root.mkdir(parents=True, exist_ok=True)
-        if not isinstance(self.config, Path):
-            self.config_path.write_text(yaml.safe_dump(dict(self.config), sort_keys=False))
-        self.process = ManagedProcess(
-            name="prometheus",
-            argv=[
+        self._launch(
+            [
                 binary,
                 f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.root / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--enable-feature=exemplar-storage",
                 "--web.enable-remote-write-receiver",
-                *self.extra_args,
             ],
-            log_path=self.log_path,
-            ready=http_probe(f"{self.url}/-/ready"),
-            ports=(self.port,),
+            timeout,
         )
-        self.process.start(timeout)
         return self
-
-    def stop(self) -> None:
-        """Stop the process we started (never anything else)."""
-        if self.process is not None:
-            self.process.stop()
 
     # --- HTTP API helpers -----------------------------------------------------------
 
