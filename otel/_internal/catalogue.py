@@ -274,7 +274,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         (_enum("cache", ("price", "position", "breaker", "model")),
          _enum("result", ("hit", "miss"))),
     ),
-    # --- market data websocket (added by the services slice) ---------------------------
+    # --- market data websocket ----------------------------------------------------------
     MetricSpec(
         "websocket_messages", "trading.websocket.messages", "counter", "{message}",
         "Quote messages sent to websocket clients.", "trading_websocket_messages_total",
