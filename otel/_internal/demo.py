@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from otel._internal.alerts.rules import ActiveAlert, RulesError, active_alerts
 from otel._internal.collector.build import BuildError, build, is_current
 from otel._internal.investigate import (
     InvestigateOptions,
@@ -73,6 +74,8 @@ class DemoResult:
     html_path: Path
     json_path: Path
     wall_s: float
+    alerts: list[ActiveAlert]
+    alerts_error: str = ""
 
 
 def ensure_collector(say: Say) -> None:
@@ -144,8 +147,25 @@ def run_demo(config: StackConfig, opts: DemoOptions, say: Say, *, install: bool 
     html_path, json_path = out / "demo-investigation.html", out / "demo-investigation.json"
     html_path.write_text(render_html(report), encoding="utf-8")
     json_path.write_text(render_json(report), encoding="utf-8")
+    alerts: list[ActiveAlert] = []
+    alerts_error = ""
+    try:
+        alerts = active_alerts(prom)
+    except RulesError as exc:
+        alerts_error = str(exc)
     return DemoResult(load, report, load_start, load_end, html_path, json_path,
-                      time.monotonic() - wall)  # fmt: skip
+                      time.monotonic() - wall, alerts, alerts_error)  # fmt: skip
+
+
+def alert_lines(result: DemoResult) -> list[str]:
+    """The alerts Prometheus holds at the end of the run, pending ones with their firing time."""
+    if result.alerts_error:
+        return [f"could not read alert state: {result.alerts_error}"]
+    if not result.alerts:
+        return ["no alert pending or firing"]
+    lines = [alert.describe() for alert in result.alerts]
+    lines.append("firing alerts reach the archive through Alertmanager: trading-otel alerts tail")
+    return lines
 
 
 def where_to_look(config: StackConfig, result: DemoResult) -> list[str]:

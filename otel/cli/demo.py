@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from otel._internal.demo import DemoError, DemoOptions, run_demo, where_to_look
+from otel._internal.demo import DemoError, DemoOptions, alert_lines, run_demo, where_to_look
 from otel._internal.investigate import ExemplarStorageError, PrometheusError, render_text
 from otel._internal.investigate.sources import SourceError
 from otel._internal.stack import StackConfig, StackError
@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
             f"{load['p50_ms']}/{load['p95_ms']}/{load['p99_ms']} ms")  # fmt: skip
         console.rule("investigation")
         typer.echo(render_text(result.report), nl=False)
+        console.rule("alerts")
+        for line in alert_lines(result):
+            console.print(line, highlight=False, soft_wrap=True)
         console.rule("where to look")
         for line in where_to_look(config, result):
             console.print(line, highlight=False, soft_wrap=True)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from otel._internal.alerts import ArchivedAlert, read_archive
+from otel._internal.alerts.rules import active_alerts
 from otel._internal.servers.prometheus import wait_for
 from otel._internal.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
 
@@ -84,6 +85,12 @@ def test_breaker_trip_reaches_the_alert_archive(stack: StackConfig) -> None:
         assert alert.labels["service"] == "execution-gateway"
         assert alert.labels["severity"] == "critical"
         assert alert.channel == "paging"
+
+        # What the demo prints at its end: Prometheus's own view of the same alert.
+        live = [a for a in active_alerts(stack.url("prometheus")) if a.name == alert.name]
+        assert [(a.state, a.service, a.severity) for a in live] == [
+            ("firing", "execution-gateway", "critical")
+        ]
     finally:
         clear_fault(stack)
         gateway.post("/api/v1/circuit-breaker/reset")
