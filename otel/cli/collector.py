@@ -90,6 +90,9 @@ def lint_cmd(
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     typer.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
+    hint = linting.overlay_hint(files, findings)
+    if hint:
+        typer.echo(hint, err=True)
     if errors:
         raise typer.Exit(1)
 

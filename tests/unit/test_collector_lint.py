@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otel._internal.collector.lint import Finding, LintInputError, lint
+from otel._internal.collector.lint import Finding, LintInputError, lint, overlay_hint
 
 GOOD = """\
 extensions:
@@ -82,6 +82,18 @@ def test_undefined_component_points_at_the_pipeline_line(tmp_path: Path) -> None
     assert "'otlp_grpc/tempo'" in finding.message and "not defined" in finding.message
     # and the now-unused otlp_grpc is reported too
     assert rules(run(path)) == {"undefined-component", "unused-component"}
+
+
+def test_overlay_linted_alone_gets_a_hint_naming_its_base(tmp_path: Path) -> None:
+    write(tmp_path, GOOD, "common.yaml")
+    overlay = write(tmp_path, GOOD.replace("exporters: [otlp_grpc]", "exporters: [file]"),
+                    "local.yaml")  # fmt: skip
+    hint = overlay_hint([overlay], run(overlay))
+    assert hint is not None and f"lint {tmp_path / 'common.yaml'} {overlay}" in hint
+    # with its base, or with no undefined component, there is nothing to hint
+    assert overlay_hint([tmp_path / "common.yaml", overlay], run(overlay)) is None
+    good = tmp_path / "common.yaml"
+    assert overlay_hint([good], run(good)) is None
 
 
 def test_defined_but_unused_component(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from otel._internal.collector.config import (
 )
 from otel._internal.collector.validate import run_validate
 
-__all__ = ["Finding", "LintInputError", "Severity", "lint"]
+__all__ = ["Finding", "LintInputError", "Severity", "lint", "overlay_hint"]
 
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
 PIPELINE_ROLES = ("receivers", "processors", "exporters")
@@ -359,3 +359,20 @@ def lint(
     if binary is not None:
         findings.extend(run_validate(files, binary, env, cfg))
     return sorted(findings, key=lambda f: (str(f.location.file), f.location.line or 0))
+
+
+def overlay_hint(files: Sequence[Path], findings: Sequence[Finding]) -> str | None:
+    """A hint when one overlay was linted without the base it is written against.
+
+    Our overlays (``local.yaml``, ``agent.yaml`` ...) only make sense on top of
+    ``common.yaml``; linted alone, every shared component reads as undefined.
+    """
+    if len(files) != 1 or not any(f.rule == "undefined-component" for f in findings):
+        return None
+    base = files[0].with_name("common.yaml")
+    if files[0].name == base.name or not base.is_file():
+        return None
+    return (
+        f"hint: {files[0]} is linted alone; if it is an overlay, pass its base first: "
+        f"trading-otel collector lint {base} {files[0]}"
+    )
