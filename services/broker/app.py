@@ -14,18 +14,16 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Literal
 
 from fastapi import FastAPI
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
-from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.faults import FaultWatcher
-from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.common.web import Dependencies, redis_client, service_app
 
 _log = logging.getLogger("services.broker")
 SERVICE = "broker-simulator"
@@ -86,28 +84,17 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     latency = LatencyModel(cfg.broker_latency_ms)
     deps = Dependencies()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if telemetry_on:
-            telemetry.configure()
+    async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)
+        stack.push_async_callback(client.aclose)
         watcher = FaultWatcher(client)
         app.state.faults = watcher
         deps.add("redis", client.ping)
         watcher.start()
-        deps.start(interval_s=2.0)
-        try:
-            yield
-        finally:
-            await deps.stop()
-            await watcher.stop()
-            await client.aclose()
-            if telemetry_on:
-                telemetry.shutdown()
+        stack.push_async_callback(watcher.stop)
 
-    app = FastAPI(title="broker-simulator", lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
-    add_probes(app, deps, SERVICE)
+    app = service_app(SERVICE, setup, deps, max_body_bytes=cfg.max_body_bytes,
+                      telemetry_on=telemetry_on, check_interval_s=2.0)  # fmt: skip
 
     @app.post("/api/v1/orders", response_model=BrokerReply)
     async def submit(order: BrokerOrder) -> BrokerReply:

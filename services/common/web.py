@@ -7,7 +7,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -16,12 +17,16 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common import telemetry
 from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters
 
 _log = logging.getLogger("services.web")
 
 Check = Callable[[], Awaitable[object]]
+Setup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+"""A service's own startup: builds its clients and tasks on ``app.state`` and registers
+each one's cleanup on the stack right after creating it."""
 
 
 class _TooLarge(Exception):
@@ -144,3 +149,37 @@ def add_probes(app: FastAPI, deps: Dependencies, service: str) -> None:
             {"ready": ok, "service": service, "dependencies": status},
             status_code=200 if ok else 503,
         )
+
+
+def service_app(
+    service: str,
+    setup: Setup,
+    deps: Dependencies,
+    *,
+    max_body_bytes: int,
+    telemetry_on: bool = True,
+    check_interval_s: float = 1.0,
+) -> FastAPI:
+    """The FastAPI app every service shares, around the service's own ``setup``.
+
+    The lifespan configures telemetry (unless ``telemetry_on`` is False: tests own the
+    SDK), runs ``setup``, then starts the dependency checks. Cleanups run in reverse on
+    shutdown, and also when startup fails half way, so a failed start leaks no pool or
+    client. The app limits request bodies and serves ``/health`` and ``/ready``.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if telemetry_on:
+                telemetry.configure()
+                stack.callback(telemetry.shutdown)
+            await setup(app, stack)
+            deps.start(interval_s=check_interval_s)
+            stack.push_async_callback(deps.stop)
+            yield
+
+    app = FastAPI(title=service, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes)
+    add_probes(app, deps, service)
+    return app

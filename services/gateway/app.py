@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
@@ -15,13 +14,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.db import HealthProbe, create_pool
 from services.common.faults import FaultWatcher
 from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters
-from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.common.web import Dependencies, redis_client, service_app
 from services.gateway.broker_client import BrokerClient
 from services.gateway.models import OrderRequest
 from services.gateway.orders import Gateway
@@ -37,13 +35,15 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if telemetry_on:
-            telemetry.configure()
+    async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         pool = await create_pool(cfg.pg_dsn, max_size=20)
+        stack.push_async_callback(pool.close)
+        pg_probe = HealthProbe(cfg.pg_dsn)
+        stack.push_async_callback(pg_probe.close)
         redis = redis_client(cfg.redis_url)
+        stack.push_async_callback(redis.aclose)
         broker = BrokerClient(cfg.broker_url, cfg.broker_timeout_s)
+        stack.push_async_callback(broker.aclose)
         faults = FaultWatcher(redis)
         store = OrderStore(pool)
         breaker = Breaker(redis, cfg.breaker_errors)
@@ -51,34 +51,21 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         app.state.gateway = Gateway(
             cfg, store, redis, broker, risk, breaker, Prices(redis, cfg.stale_after_s), deps
         )
-        pg_probe = HealthProbe(cfg.pg_dsn)
         deps.add("postgres", pg_probe)
         deps.add("redis", redis.ping)
         deps.add("broker", broker.health)
         risk.publish_limits()
-        pnl = asyncio.create_task(app.state.gateway.pnl_loop(), name="pnl")
         faults.start()
-        deps.start()
+        stack.push_async_callback(faults.stop)
+        pnl = asyncio.create_task(app.state.gateway.pnl_loop(), name="pnl")
+        stack.push_async_callback(cancel_and_wait, pnl)
         try:
             await breaker.publish_state()
         except aioredis.RedisError as exc:
             _log.warning("could not read the circuit breaker state at startup: %s", exc)
-        try:
-            yield
-        finally:
-            await cancel_and_wait(pnl)
-            await deps.stop()
-            await faults.stop()
-            await broker.aclose()
-            await redis.aclose()
-            await pg_probe.close()
-            await pool.close()
-            if telemetry_on:
-                telemetry.shutdown()
 
-    app = FastAPI(title=SERVICE, lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
-    add_probes(app, deps, SERVICE)
+    app = service_app(SERVICE, setup, deps, max_body_bytes=cfg.max_body_bytes,
+                      telemetry_on=telemetry_on)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.faults import FaultWatcher
 from services.common.telemetry import meters
-from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.common.web import Dependencies, redis_client, service_app
 from services.marketdata.feed import TICKS_CHANNEL, Feed
 
 _log = logging.getLogger("services.marketdata")
@@ -28,31 +26,20 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if telemetry_on:
-            telemetry.configure()
+    async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)
+        stack.push_async_callback(client.aclose)
         faults = FaultWatcher(client)
         feed = Feed(client, cfg.symbols, cfg.feed_interval_s, faults)
         app.state.redis, app.state.feed = client, feed
         deps.add("redis", client.ping)
         faults.start()
+        stack.push_async_callback(faults.stop)
         feed.start()
-        deps.start()
-        try:
-            yield
-        finally:
-            await deps.stop()
-            await feed.stop()
-            await faults.stop()
-            await client.aclose()
-            if telemetry_on:
-                telemetry.shutdown()
+        stack.push_async_callback(feed.stop)
 
-    app = FastAPI(title=SERVICE, lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
-    add_probes(app, deps, SERVICE)
+    app = service_app(SERVICE, setup, deps, max_body_bytes=cfg.max_body_bytes,
+                      telemetry_on=telemetry_on)  # fmt: skip
 
     @app.get("/api/v1/quotes")
     async def quotes() -> dict[str, Any]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.tasks import cancel_and_wait
-from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.common.web import Dependencies, redis_client, service_app
 from services.orchestrator.consumer import OrderEventConsumer
 from services.orchestrator.cycle import Cycle
 
@@ -47,40 +45,28 @@ def create_app(
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if telemetry_on:
-            telemetry.configure()
+    async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)
+        stack.push_async_callback(client.aclose)
         # The consumer blocks on XREADGROUP for up to 0.5 s: it needs a longer read timeout.
         stream_client = aioredis.from_url(cfg.redis_url, socket_timeout=5, decode_responses=True)
+        stack.push_async_callback(stream_client.aclose)
         http = httpx.AsyncClient(timeout=10, mounts=http_mounts)
+        stack.push_async_callback(http.aclose)
         app.state.cycle = Cycle(cfg, http)
         app.state.lock = asyncio.Lock()
         app.state.consumer = OrderEventConsumer(stream_client)
         deps.add("redis", client.ping)
         app.state.consumer.start()
-        deps.start(interval_s=2.0)
-        timer = None
+        stack.push_async_callback(app.state.consumer.stop)
         if cfg.orchestrator_interval_s > 0:
             timer = asyncio.create_task(
                 _timer(app.state.cycle, cfg.orchestrator_interval_s, app.state.lock)
             )
-        try:
-            yield
-        finally:
-            await cancel_and_wait(timer)
-            await app.state.consumer.stop()
-            await deps.stop()
-            await http.aclose()
-            await stream_client.aclose()
-            await client.aclose()
-            if telemetry_on:
-                telemetry.shutdown()
+            stack.push_async_callback(cancel_and_wait, timer)
 
-    app = FastAPI(title=SERVICE, lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
-    add_probes(app, deps, SERVICE)
+    app = service_app(SERVICE, setup, deps, max_body_bytes=cfg.max_body_bytes,
+                      telemetry_on=telemetry_on, check_interval_s=2.0)  # fmt: skip
 
     @app.post("/api/v1/run")
     async def run_now() -> dict[str, Any]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common import telemetry
 from services.common.config import ServiceSettings
 from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters, tracer
-from services.common.web import BodyLimitMiddleware, Dependencies, add_probes, redis_client
+from services.common.web import Dependencies, redis_client, service_app
 from services.signals.model import SignalModel
 
 _log = logging.getLogger("services.signal")
@@ -46,11 +44,9 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if telemetry_on:
-            telemetry.configure()
+    async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)
+        stack.push_async_callback(client.aclose)
         model = SignalModel(client)
         app.state.model = model
         deps.add("redis", client.ping)
@@ -59,19 +55,10 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         except Exception as exc:  # serve anyway: /ready says why, reload can fix it
             _log.error("could not load the signal model: %s", exc)
         gauges = asyncio.create_task(_model_gauges(model))
-        deps.start(interval_s=2.0)
-        try:
-            yield
-        finally:
-            await cancel_and_wait(gauges)
-            await deps.stop()
-            await client.aclose()
-            if telemetry_on:
-                telemetry.shutdown()
+        stack.push_async_callback(cancel_and_wait, gauges)
 
-    app = FastAPI(title=SERVICE, lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
-    add_probes(app, deps, SERVICE)
+    app = service_app(SERVICE, setup, deps, max_body_bytes=cfg.max_body_bytes,
+                      telemetry_on=telemetry_on, check_interval_s=2.0)  # fmt: skip
 
     @app.post("/api/v1/signals")
     async def signals(req: SignalRequest) -> dict[str, Any]:
