@@ -102,6 +102,20 @@ class _NotFromTheSdk(logging.Filter):
         return not record.name.startswith("opentelemetry")
 
 
+# HTTP clients that log one INFO line per request ("HTTP Request: POST ... 200 OK").
+# Below WARNING they would add a log record (stdout and OTLP) to every order's broker call,
+# repeating what the client span already holds.
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
+
+
+def _quiet_per_request_loggers() -> None:
+    """Keep per-request client loggers at WARNING unless the application set their level."""
+    for name in PER_REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def setup_logging(settings: Settings, logger_provider: LoggerProvider | None) -> Callable[[], None]:
     """Attach the stdout and OTLP handlers to the root logger.
 
@@ -130,6 +144,7 @@ def setup_logging(settings: Settings, logger_provider: LoggerProvider | None) ->
     if root.level == logging.WARNING or root.level == logging.NOTSET:
         # Only lift Python's default level; an explicit application choice stays.
         root.setLevel(settings.log_level)
+        _quiet_per_request_loggers()
 
     def undo() -> None:
         for handler in added:

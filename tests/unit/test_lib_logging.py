@@ -90,3 +90,27 @@ def test_logs_exporter_none_builds_no_logger_provider() -> None:
         assert telemetry.logger_provider is None
     finally:
         telemetry.shutdown(5)
+
+
+@pytest.mark.parametrize(("app_level", "shipped"), [
+    (logging.NOTSET, ["pool exhausted"]),                   # left alone: quiet per request
+    (logging.INFO, ["HTTP Request: POST", "pool exhausted"]),  # the app's choice stays
+])  # fmt: skip
+def test_per_request_http_client_lines_stay_out_unless_asked_for(
+    mt: MemoryTelemetry, app_level: int, shipped: list[str]
+) -> None:
+    httpx_log, root = logging.getLogger("httpx"), logging.getLogger()
+    saved = httpx_log.level, root.level
+    httpx_log.setLevel(app_level)
+    root.setLevel(logging.WARNING)  # Python's default, which configure() lifts to INFO
+    settings = Settings.from_env({**OFFLINE, "TRADING_OTEL_LOG_STDOUT": "false"})
+    undo = setup_logging(settings, mt.telemetry.logger_provider)
+    try:
+        assert root.level == logging.INFO
+        httpx_log.info("HTTP Request: POST")
+        httpx_log.warning("pool exhausted")
+    finally:
+        undo()
+        httpx_log.setLevel(saved[0])
+        root.setLevel(saved[1])
+    assert [r.log_record.body for r in mt.logs.get_finished_logs()] == shipped
