@@ -9,49 +9,40 @@ middleware of their own. Health probes are excluded by the library's defaults.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 
 import otel
-from otel._internal import meters as _meters
+from otel._internal.meters import OrderOutcome
 
 _log = logging.getLogger("services.telemetry")
 
 
 def configure() -> None:
     """Set up traces, metrics and logs from ``OTEL_*``/``TRADING_OTEL_*`` (never raises)."""
-    fn = getattr(otel, "configure", None)
-    if fn is None:
-        _log.warning("otel.configure is not available; this service runs without telemetry")
-        return
     try:
-        fn()
+        otel.configure()
     except Exception:  # telemetry must never keep a trading service from starting
         _log.exception("otel.configure failed; continuing without telemetry")
 
 
 def shutdown() -> None:
     """Flush and close the telemetry pipelines."""
-    fn = getattr(otel, "shutdown", None)
-    if fn is None:
-        return
     try:
-        fn()
+        otel.shutdown()
     except Exception:
         _log.exception("otel.shutdown failed")
 
 
-def meters() -> Any:
+def meters() -> otel.TradingMeters:
     """The process-wide trading meters (one instrument per catalogue entry)."""
-    fn = getattr(otel, "get_meters", None) or _meters.get_meters
-    return fn()
+    return otel.get_meters()
 
 
-def order_timer(symbol: str, side: str, order_type: str) -> Any:
+def order_timer(symbol: str, side: str, order_type: str) -> AbstractContextManager[OrderOutcome]:
     """Time one order; records latency, orders_total and rejections in a ``finally``."""
-    fn = getattr(otel, "order_timer", None) or _meters.order_timer
-    return fn(symbol, side, order_type)
+    return otel.order_timer(symbol, side, order_type)
 
 
 def tracer() -> trace.Tracer:
