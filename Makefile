@@ -4,13 +4,14 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps collector test test-unit test-integration test-e2e lint fmt bench demo docs clean
+.PHONY: help venv system-deps collector test test-unit test-integration test-e2e lint fmt bench demo docs inventory clean
 
 help:
 	@echo "make demo   - whole local stack, load with a latency spike, then the investigation"
 	@echo "make test   - the full suite (installs what it needs, starts its own servers)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail)"
+	@echo "make inventory - fault matrix on the real stack; re-record the signal inventory"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +53,13 @@ bench: system-deps venv
 
 docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md
+	$(PY) -m otel._internal.alerts.latency --update docs/alerting.md
+	$(PY) -m otel._internal.inventory --docs
+
+# Run the fault matrix on the real stack and re-record tests/fixtures/signal_inventory.json
+# (prints which names moved); about 8 minutes.
+inventory: system-deps venv collector
+	$(PY) -m otel._internal.inventory
 
 demo: system-deps venv collector
 	$(VENV)/bin/trading-otel demo

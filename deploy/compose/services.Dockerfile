@@ -8,6 +8,8 @@ COPY pyproject.toml README.md ./
 COPY otel ./otel
 COPY services ./services
 COPY deploy ./deploy
+# The alert-archive container serves the runbooks its alerts link to.
+COPY docs/runbooks ./docs/runbooks
 RUN pip install --no-compile . && useradd --uid 10001 --create-home trading
 USER 10001
 ENTRYPOINT ["python"]

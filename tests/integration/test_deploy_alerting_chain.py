@@ -55,4 +55,6 @@ def test_breaker_trip_reaches_the_archive(
     assert alert.labels["severity"] == "critical"
     assert alert.labels["service"] == "execution-gateway"
     assert alert.labels["breaker"] == "daily_loss"
-    assert alert.annotations["runbook_url"] == "docs/runbooks/CircuitBreakerTripped.md"
+    assert alert.annotations["runbook_url"] == (
+        f"http://127.0.0.1:{alerting_stack.receiver_port}/runbooks/CircuitBreakerTripped.md"
+    )

@@ -60,12 +60,16 @@ def test_grouping_and_inhibitions(path: Path) -> None:
     rules = doc["inhibit_rules"]
     assert {
         "source_matchers": ['alertname="ServiceDown"'],
-        "target_matchers": ['alertname!="ServiceDown"'],
+        "target_matchers": [
+            'alertname!="ServiceDown"',
+            'category!="risk"',
+            'severity!="critical"',
+        ],
         "equal": ["service"],
     } in rules
     assert {
         "source_matchers": ['alertname="CircuitBreakerTripped"'],
-        "target_matchers": ['alertname="HighOrderRejectionRate"'],
+        "target_matchers": ['alertname="HighOrderRejectionRate"', 'category!="risk"'],
         "equal": ["service"],
     } in rules
 

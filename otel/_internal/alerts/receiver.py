@@ -2,14 +2,17 @@
 
 ``POST /alerts/<channel>`` archives one webhook notification under that channel name
 (the local Alertmanager config uses paging, chat and ticket). ``GET /-/healthy`` answers
-200 for readiness probes. Standard library only: it must start in a fraction of a second
-and has no reason to pull in an ASGI stack.
+200 for readiness probes. ``GET /runbooks/<Alert>.md`` serves the runbook from the
+checkout's ``docs/runbooks/``, so the alerts' ``runbook_url`` links open on a laptop (the
+local Prometheus config sets ``runbook_base_url`` to this receiver). Standard library only:
+it must start in a fraction of a second and has no reason to pull in an ASGI stack.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,16 +25,45 @@ log = logging.getLogger(__name__)
 #: Alertmanager batches alerts of one group; a few MB is far above any real group.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
+#: The checkout's runbooks, one ``<AlertName>.md`` per alert.
+RUNBOOKS_DIR = Path(__file__).resolve().parents[3] / "docs" / "runbooks"
+
+# A runbook name is one path segment: no separators, no dot-dot, nothing URL-encoded.
+_RUNBOOK_PATH = re.compile(r"/runbooks/([A-Za-z0-9_-]+\.md)")
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _ArchiveHTTPServer
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if self.path in ("/-/healthy", "/-/ready"):
+        path = self.path.split("?", 1)[0]
+        if path in ("/-/healthy", "/-/ready"):
             self._reply(HTTPStatus.OK, "ok")
+        elif path.startswith("/runbooks/"):
+            self._runbook(path)
         else:
             self._reply(HTTPStatus.NOT_FOUND, "not found")
+
+    def _runbook(self, path: str) -> None:
+        match = _RUNBOOK_PATH.fullmatch(path)
+        directory = self.server.runbooks_dir
+        if match is None or directory is None:
+            self._reply(HTTPStatus.NOT_FOUND, "GET /runbooks/<AlertName>.md")
+            return
+        # The pattern alone rules out traversal. The parent check still holds if the pattern
+        # is ever loosened, and it refuses a symlink that points out of the directory.
+        file = (directory / match.group(1)).resolve()
+        if file.parent != directory or not file.is_file():
+            self._reply(HTTPStatus.NOT_FOUND, f"no runbook {match.group(1)}")
+            return
+        try:
+            body = file.read_bytes()
+        except OSError as exc:
+            log.error("cannot read runbook %s: %s", file, exc)
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, "runbook unreadable")
+            return
+        self._send(HTTPStatus.OK, body, "text/markdown; charset=utf-8")
 
     def do_POST(self) -> None:
         parts = self.path.split("?", 1)[0].strip("/").split("/")
@@ -64,9 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, "archived")
 
     def _reply(self, status: HTTPStatus, text: str) -> None:
-        body = (text + "\n").encode()
+        self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -78,8 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _ArchiveHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], archive: AlertArchive) -> None:
+    def __init__(
+        self, address: tuple[str, int], archive: AlertArchive, runbooks_dir: Path | None
+    ) -> None:
         self.archive = archive
+        self.runbooks_dir = runbooks_dir
         super().__init__(address, _Handler)
 
 
@@ -91,13 +128,21 @@ class ArchiveReceiver:
         port: Listen port; 0 picks a free one (see :attr:`port` after :meth:`start`).
         host: Listen address; loopback by default.
         retention_days: Passed to :class:`AlertArchive`.
+        runbooks_dir: Served under ``/runbooks/``; the checkout's ``docs/runbooks`` by
+            default, ``None`` to serve none.
     """
 
     def __init__(
-        self, directory: Path, port: int = 0, host: str = "127.0.0.1", retention_days: int = 90
+        self,
+        directory: Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        retention_days: int = 90,
+        runbooks_dir: Path | None = RUNBOOKS_DIR,
     ) -> None:
         self.archive = AlertArchive(directory, retention_days=retention_days)
-        self._server = _ArchiveHTTPServer((host, port), self.archive)
+        runbooks = None if runbooks_dir is None else runbooks_dir.resolve()
+        self._server = _ArchiveHTTPServer((host, port), self.archive, runbooks)
         self._thread: threading.Thread | None = None
 
     @property

@@ -1,15 +1,16 @@
 """The alerting half of the local stack: configs rendered for real ports, and launchers.
 
 ``deploy/prometheus/prometheus.local.yml`` and ``deploy/alertmanager/alertmanager.local.yml``
-are the source of truth; these functions load them and only swap addresses and rule paths,
-so the stack and the tests run exactly the rules and routes that are shipped.
+are the source of truth; these functions load them and only swap addresses, rule paths and
+the runbook base URL, so the stack and the tests run exactly the rules and routes that are
+shipped.
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ ALERTMANAGER_PORT = 9093
 RECEIVER_PORT = 9095
 
 
+def local_runbook_base(receiver_port: int = RECEIVER_PORT) -> str:
+    """The ``runbook_base_url`` of a local stack: its receiver serves ``docs/runbooks/``."""
+    return f"http://127.0.0.1:{receiver_port}/runbooks"
+
+
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ServerError(f"{path} is missing: run from a checkout of trading-otel")
@@ -40,18 +46,23 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def render_prometheus_config(
-    targets: Mapping[str, str | None],
+    targets: Mapping[str, str | Sequence[str] | None],
     alertmanager: str | None,
     rules_dir: Path = RULES_DIR,
+    runbook_base: str | None = None,
 ) -> dict[str, Any]:
     """``prometheus.local.yml`` with its scrape targets replaced.
 
     Args:
-        targets: ``{job_name: "host:port"}`` for jobs of the local config; ``None`` removes
+        targets: ``{job_name: "host:port"}`` (or several addresses) for jobs of the local
+            config; ``None`` removes
             the job (e.g. services not running their direct Prometheus endpoint). Jobs not
             named keep their default targets.
         alertmanager: ``host:port`` of Alertmanager, or ``None`` for no alerting.
         rules_dir: Where ``recording.yml`` and ``alerts.yml`` are.
+        runbook_base: The external label ``runbook_base_url`` that every alert's
+            ``runbook_url`` starts with (see :func:`local_runbook_base`); ``None`` keeps
+            the file's value.
 
     Raises:
         ValueError: when ``targets`` names a job the local config does not have.
@@ -68,7 +79,8 @@ def render_prometheus_config(
             address = targets[name]
             if address is None:
                 continue
-            job["static_configs"] = [{"targets": [address]}]
+            addresses = [address] if isinstance(address, str) else list(address)
+            job["static_configs"] = [{"targets": addresses}]
         kept.append(job)
     doc["scrape_configs"] = kept
     doc["rule_files"] = [str(rules_dir / Path(p).name) for p in doc["rule_files"]]
@@ -76,6 +88,8 @@ def render_prometheus_config(
         doc.pop("alerting", None)
     else:
         doc["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    if runbook_base is not None:
+        doc["global"].setdefault("external_labels", {})["runbook_base_url"] = runbook_base
     return doc
 
 
@@ -151,7 +165,11 @@ class AlertingStack:
             self.prometheus = PrometheusServer(
                 self.root / "prometheus",
                 self.prometheus_port,
-                render_prometheus_config(targets, f"127.0.0.1:{self.alertmanager_port}"),
+                render_prometheus_config(
+                    targets,
+                    f"127.0.0.1:{self.alertmanager_port}",
+                    runbook_base=local_runbook_base(self.receiver_port),
+                ),
             ).start(timeout)
         except BaseException:
             self.stop()

@@ -149,7 +149,11 @@ def _alertmanager(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
 
 
 def _prometheus(config: StackConfig, names: frozenset[str]) -> ManagedProcess:
-    from otel._internal.alerts.stackparts import render_prometheus_config
+    from otel._internal.alerts.stackparts import (
+        RULES_DIR,
+        local_runbook_base,
+        render_prometheus_config,
+    )
     from otel._internal.servers.prometheus import PrometheusServer
 
     def target(key: str, component: str) -> str | None:
@@ -163,11 +167,20 @@ def _prometheus(config: StackConfig, names: frozenset[str]) -> ManagedProcess:
     }
     for service in SERVICE_METRICS_PORTS:
         targets[service] = target(f"{service}-metrics", service)
+    scraped: dict[str, str | list[str] | None] = dict(targets)
+    for job, address in config.extra_targets:
+        known = scraped.get(job)
+        scraped[job] = ([known] if isinstance(known, str) else known or []) + [address]
     alerting = f"127.0.0.1:{config.port('alertmanager')}" if "alertmanager" in names else None
     server = PrometheusServer(
         config.var_dir / "prometheus",
         config.port("prometheus"),
-        render_prometheus_config(targets, alerting),
+        render_prometheus_config(
+            scraped,
+            alerting,
+            config.rules_dir or RULES_DIR,
+            runbook_base=local_runbook_base(config.port("alert-receiver")),
+        ),
     )
     server.start(config.ready_timeout_s)
     assert server.process is not None
@@ -189,6 +202,8 @@ def service_env(config: StackConfig, name: str, names: frozenset[str]) -> dict[s
         "TRADING_OTEL_BROKER_URL": config.url("broker-simulator"),
         "TRADING_OTEL_GATEWAY_URL": config.url("execution-gateway"),
         "TRADING_OTEL_SIGNAL_URL": config.url("signal-service"),
+        # 5 s, like the local scrape and evaluation: the first stage of every alert on a
+        # trading_* series (docs/alerting.md, "Alert latency", computed from this value).
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
     }
     exporters = []

@@ -44,12 +44,18 @@ class StackConfig:
         only: Start only these components (names as in ``trading-otel status``);
             None means every component whose prerequisites are present.
         ready_timeout_s: How long one component may take to become ready.
+        rules_dir: Prometheus rule files to load instead of ``deploy/prometheus/rules``
+            (the fault matrix loads a profile with shortened ``for:``).
+        extra_targets: ``(job, "host:port")`` pairs Prometheus scrapes besides the
+            stack's own targets (e.g. a gateway-role collector beside the stack).
     """
 
     var_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     only: tuple[str, ...] | None = None
     ready_timeout_s: float = 60.0
+    rules_dir: Path | None = None
+    extra_targets: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def default(cls, var_dir: Path | None = None) -> StackConfig:
