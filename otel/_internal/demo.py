@@ -32,6 +32,8 @@ Say = Callable[[str], None]
 LATENCY_QUERY = (
     "histogram_quantile(0.99, sum by (le) (rate(trading_order_latency_seconds_bucket[1m])))"
 )
+#: The time of the newest order-latency sample Prometheus holds.
+SCRAPE_QUERY = "max(timestamp(trading_order_latency_seconds_count))"
 
 
 class DemoError(RuntimeError):
@@ -101,7 +103,7 @@ def ensure_collector(say: Say) -> None:
 def wait_for_scrape(prom_url: str, after: float, timeout_s: float, say: Say) -> None:
     """Wait until Prometheus holds an order-latency sample newer than ``after``."""
     deadline = time.monotonic() + timeout_s
-    query = "max(timestamp(trading_order_latency_seconds_count))"
+    query = SCRAPE_QUERY
     last_err = ""
     while time.monotonic() < deadline:
         try:
