@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from otel._internal.stack import clear_fault, inject_fault, list_faults, run_load
+from otel._internal.stack.faults import pause_component, resume_component
 from otel._internal.stack.load import Spike
 from otel.cli.stack import config_from
 
@@ -61,6 +62,15 @@ def register(app: typer.Typer) -> None:
         gateway_url: Annotated[
             str | None, typer.Option(help="Gateway URL (default: the stack's).")
         ] = None,
+        api_key: Annotated[
+            str | None,
+            typer.Option(
+                envvar="TRADING_OTEL_API_KEY",
+                show_default=False,
+                help="API key sent as 'Authorization: Bearer' (default: the first of "
+                "TRADING_OTEL_API_KEYS; none if unset).",
+            ),
+        ] = None,
         var_dir: Annotated[Path | None, typer.Option("--var-dir", help=_VAR_HELP)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
@@ -84,7 +94,8 @@ def register(app: typer.Typer) -> None:
 
             try:
                 report = run_load(config_from(var_dir), rate=rate, duration_s=duration,
-                                  gateway_url=gateway_url, spike=spec, on_tick=tick)  # fmt: skip
+                                  gateway_url=gateway_url, spike=spec, on_tick=tick,
+                                  api_key=api_key)  # fmt: skip
             except ValueError as exc:
                 console.print(f"[red]bad options:[/] {exc}")
                 raise typer.Exit(2) from exc
@@ -165,6 +176,50 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Slow Postgres down: the gateway's risk query sleeps DELAY_MS."""
         _fault(var_dir, "pg-slow", duration, delay_ms=delay_ms)
+
+    @fault.command("price-shock")
+    def price_shock(
+        pct: Annotated[float, typer.Option(help="How far every quote falls, % (0..100).")] = 10.0,
+        duration: Duration = 30.0,
+        var_dir: Annotated[Path | None, typer.Option("--var-dir", help=_VAR_HELP)] = None,
+    ) -> None:
+        """Market data quotes every symbol PCT percent lower (a gap down, P&L follows)."""
+        _fault(var_dir, "price-shock", duration, pct=pct)
+
+    @fault.command("pg-down")
+    def pg_down(
+        duration: Annotated[
+            float, typer.Option("--duration", "-d", help="Seconds of outage.")
+        ] = 90.0,
+        var_dir: Annotated[Path | None, typer.Option("--var-dir", help=_VAR_HELP)] = None,
+    ) -> None:
+        """Postgres stops answering (its processes are paused): probes and queries hang."""
+        _fault(var_dir, "pg-down", duration)
+
+    @fault.command("pause")
+    def pause(
+        component: Annotated[str, typer.Argument(help="As `trading-otel status` names it.")],
+        duration: Annotated[
+            float, typer.Option("--duration", "-d", help="Seconds until SIGCONT.")
+        ] = 90.0,
+        var_dir: Annotated[Path | None, typer.Option("--var-dir", help=_VAR_HELP)] = None,
+    ) -> None:
+        """Hang one stack process (SIGSTOP, then SIGCONT): its scrapes and calls time out."""
+        console = Console()
+        try:
+            console.print(pause_component(config_from(var_dir), component, duration))
+        except ValueError as exc:
+            console.print(f"[red]cannot pause:[/] {exc}")
+            raise typer.Exit(2) from exc
+
+    @fault.command("resume")
+    def resume(
+        component: Annotated[str, typer.Argument(help="The paused component.")],
+        var_dir: Annotated[Path | None, typer.Option("--var-dir", help=_VAR_HELP)] = None,
+    ) -> None:
+        """End a pause now (SIGCONT)."""
+        was = resume_component(config_from(var_dir), component)
+        Console().print(f"{component}: " + ("resumed" if was else "was not paused"))
 
     @fault.command("redis-down")
     def redis_down(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+
+from services.common.auth import KEYS_VAR, client_key, parse_keys
 
 _log = logging.getLogger("services.config")
 T = TypeVar("T")
@@ -78,6 +80,10 @@ class ServiceSettings:
     feed_interval_s: float = 0.2
     stale_after_s: float = 5.0
     max_body_bytes: int = 16_384
+    #: Keys the gateway accepts (empty: authentication off). Never in a repr or a log.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: The key this service presents to the gateway (the orchestrator's orders).
+    api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -114,4 +120,8 @@ class ServiceSettings:
             feed_interval_s=_get(env, p + "FEED_INTERVAL", d.feed_interval_s, _positive(float)),
             stale_after_s=_get(env, p + "STALE_AFTER", d.stale_after_s, _positive(float)),
             max_body_bytes=_get(env, p + "MAX_BODY_BYTES", d.max_body_bytes, _positive(int)),
+            # A bad key list refuses to start (raises): falling back to "no keys" would
+            # switch authentication off.
+            api_keys=parse_keys(env.get(KEYS_VAR, "")),
+            api_key=client_key(env),
         )

@@ -36,6 +36,7 @@ FAULTS: dict[str, tuple[dict[str, float], str]] = {
     "broker_slow_fills": ({"delay_ms": 300.0}, "every fill takes delay_ms longer"),
     "feed_stall": ({}, "market data feed stops publishing ticks"),
     "pg_slow": ({"delay_ms": 200.0}, "risk query sleeps delay_ms in Postgres (pg_sleep)"),
+    "price_shock": ({"pct": 10.0}, "market data quotes every symbol pct percent lower"),
 }
 
 
@@ -61,7 +62,11 @@ def _check(name: str, params: dict[str, float]) -> dict[str, float]:
                          f"not {sorted(unknown)}")  # fmt: skip
     merged = {**defaults, **params}
     for key, value in merged.items():
-        if value < 0 or (key in ("fraction", "rate") and value > 1):
+        if (
+            value < 0
+            or (key in ("fraction", "rate") and value > 1)
+            or (key == "pct" and value >= 100)
+        ):
             raise ValueError(f"fault {name!r}: {key}={value} is out of range")
     return merged
 

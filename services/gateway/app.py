@@ -10,10 +10,11 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.common.auth import ApiKeyAuth
 from services.common.config import ServiceSettings
 from services.common.db import HealthProbe, create_pool
 from services.common.faults import FaultWatcher
@@ -34,6 +35,9 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     """Build the gateway; ``telemetry_on=False`` leaves the SDK to the caller (tests)."""
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
+    auth = ApiKeyAuth(cfg.api_keys, SERVICE)
+    # Every /api/v1 route needs a key when keys are configured; the probes never do.
+    guard = [Depends(auth)]
 
     async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         pool = await create_pool(cfg.pg_dsn, max_size=20)
@@ -55,6 +59,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         deps.add("redis", redis.ping)
         deps.add("broker", broker.health)
         risk.publish_limits()
+        auth.warn_if_open()
         faults.start()
         stack.push_async_callback(faults.stop)
         pnl = asyncio.create_task(app.state.gateway.pnl_loop(), name="pnl")
@@ -87,7 +92,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         deps.mark("postgres", False)
         return JSONResponse({"detail": f"postgres unavailable: {exc}"}, status_code=503)
 
-    @app.post("/api/v1/orders")
+    @app.post("/api/v1/orders", dependencies=guard)
     async def place_order(order: OrderRequest) -> JSONResponse:
         gw: Gateway = app.state.gateway
         if await gw.store.exists(order.client_order_id):
@@ -95,14 +100,14 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         result = await gw.place(order)
         return JSONResponse(result.body, status_code=result.http_status)
 
-    @app.get("/api/v1/orders/{order_id}")
+    @app.get("/api/v1/orders/{order_id}", dependencies=guard)
     async def get_order(order_id: uuid.UUID) -> dict[str, Any]:
         found = await app.state.gateway.store.get(order_id)
         if found is None:
             raise HTTPException(404, f"no order {order_id}")
         return dict(found)
 
-    @app.get("/api/v1/positions")
+    @app.get("/api/v1/positions", dependencies=guard)
     async def positions() -> dict[str, Any]:
         gw: Gateway = app.state.gateway
         rows = await gw.store.positions()
@@ -113,12 +118,12 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
             r["unrealized_pnl"] = (mp - r["avg_price"]) * r["quantity"] if mp else 0.0
         return {"positions": rows, "pnl": await gw.refresh_pnl()}
 
-    @app.get("/api/v1/circuit-breaker")
+    @app.get("/api/v1/circuit-breaker", dependencies=guard)
     async def breaker_state() -> dict[str, Any]:
         gw: Gateway = app.state.gateway
         return {"open": await gw.breaker.open_breakers()}
 
-    @app.post("/api/v1/circuit-breaker/reset")
+    @app.post("/api/v1/circuit-breaker/reset", dependencies=guard)
     async def breaker_reset() -> dict[str, Any]:
         gw: Gateway = app.state.gateway
         await gw.breaker.reset()

@@ -4,7 +4,8 @@ Each tick sets ``md:last:<SYM>`` (what the gateway prices against), pushes onto 
 bounded history ``md:hist:<SYM>`` (what the signal model reads) and publishes on
 ``md:ticks`` (what websocket clients receive). The ``feed_stall`` fault stops the ticks;
 staleness keeps being measured, so it climbs, and a reconnect is counted when the feed
-comes back.
+comes back. The ``price_shock`` fault quotes every symbol ``pct`` percent below its walk
+(a gap down) while it lasts; the walk goes on underneath, so prices gap back up after it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class Feed:
         self.faults = faults
         # One generator per symbol, seeded from its name: the same walk every run.
         self.rngs = {s: random.Random(seed ^ zlib.crc32(s.encode())) for s in symbols}
-        self.prices = {s: START_PRICES.get(s, 100.0) for s in symbols}
+        self.walk = {s: START_PRICES.get(s, 100.0) for s in symbols}
+        #: The last price published per symbol (the walk, shocked while a shock lasts).
+        self.prices = dict(self.walk)
+        self.shocked = False
         self.last_tick: dict[str, float] = {}
         self.connected = False
         self.started = time.time()
@@ -62,17 +66,30 @@ class Feed:
         now = time.time() if now is None else now
         return {s: now - self.last_tick.get(s, self.started) for s in self.symbols}
 
-    def _next_price(self, symbol: str) -> float:
+    def _next_price(self, symbol: str, factor: float = 1.0) -> float:
         step = self.rngs[symbol].gauss(0, 0.0008)
-        self.prices[symbol] = round(max(0.01, self.prices[symbol] * (1 + step)), 4)
+        self.walk[symbol] = max(0.01, self.walk[symbol] * (1 + step))
+        self.prices[symbol] = round(max(0.01, self.walk[symbol] * factor), 4)
         return self.prices[symbol]
+
+    def _shock_factor(self) -> float:
+        shock = self.faults.get("price_shock")
+        factor = 1.0 if shock is None else 1 - shock.params["pct"] / 100
+        if (shock is not None) != self.shocked:
+            self.shocked = shock is not None
+            if shock is not None:
+                _log.warning("price shock: quoting every symbol %g%% lower", shock.params["pct"])
+            else:
+                _log.warning("price shock over: quoting the walk again")
+        return factor
 
     async def tick(self) -> None:
         """Publish one tick for every symbol."""
         now = time.time()
+        factor = self._shock_factor()
         pipe = self.client.pipeline(transaction=False)
         for symbol in self.symbols:
-            price = self._next_price(symbol)
+            price = self._next_price(symbol, factor)
             quote = json.dumps({"s": symbol, "p": price, "t": now})
             pipe.set(f"md:last:{symbol}", quote)
             pipe.lpush(history_key(symbol), price)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from services.common.auth import bearer
 from services.common.config import ServiceSettings
 from services.common.telemetry import meters, tracer
 
@@ -50,12 +51,14 @@ class Cycle:
                 }  # fmt: skip
                 try:
                     r = await self.http.post(
-                        f"{self.settings.gateway_url}/api/v1/orders", json=order
+                        f"{self.settings.gateway_url}/api/v1/orders",
+                        json=order,
+                        headers=bearer(self.settings.api_key),
                     )
-                    body = r.json()
-                    placed.append({"symbol": sig["symbol"], "status": body.get("status")})
-                    if r.status_code >= 500:
+                    if r.status_code >= 400:  # refused (401, 422) or failed: not placed
                         errors.append(f"order {sig['symbol']}: HTTP {r.status_code}")
+                    else:
+                        placed.append({"symbol": sig["symbol"], "status": r.json().get("status")})
                 except (httpx.HTTPError, ValueError) as exc:
                     errors.append(f"order {sig['symbol']}: {exc}")
             if errors and not placed:

@@ -8,9 +8,10 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.auth import ApiKeyAuth
 from services.common.config import ServiceSettings
 from services.common.tasks import cancel_and_wait
 from services.common.telemetry import meters, tracer
@@ -43,6 +44,8 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     """Build the signal service; ``telemetry_on=False`` leaves the SDK to the caller."""
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
+    # Changing which model serves needs a key when keys are configured; reading does not.
+    admin = [Depends(ApiKeyAuth(cfg.api_keys, SERVICE))]
 
     async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)
@@ -63,17 +66,18 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     @app.post("/api/v1/signals")
     async def signals(req: SignalRequest) -> dict[str, Any]:
         model: SignalModel = app.state.model
-        if not model.loaded or model.params is None:
+        params = model.params  # one read: an unload during the request must not change it
+        if params is None:
             raise HTTPException(503, "signal model not loaded; POST /api/v1/model/reload")
         symbols = [s.strip().upper() for s in req.symbols]
         start = time.perf_counter()
         with tracer().start_as_current_span("signal.generate") as span:
-            span.set_attribute("trading.model.version", model.params.version)
+            span.set_attribute("trading.model.version", params.version)
             span.set_attribute("trading.signal.symbols", len(symbols))
-            out = await model.predict(symbols)
+            out = await model.predict(symbols, params)
         meters().signal_generation_duration.record(time.perf_counter() - start)
         meters().signal_predictions.add(len(out))
-        return {"model_version": model.params.version, "signals": out}
+        return {"model_version": params.version, "signals": out}
 
     @app.get("/api/v1/model")
     async def model_info() -> dict[str, Any]:
@@ -85,7 +89,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
             "reloads": model.reloads,
         }
 
-    @app.post("/api/v1/model/reload")
+    @app.post("/api/v1/model/reload", dependencies=admin)
     async def reload() -> dict[str, Any]:
         model: SignalModel = app.state.model
         with tracer().start_as_current_span("model.reload"):
@@ -93,6 +97,17 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
         meters().model_reloads.add(1)
         _publish_model_state(model)
         _log.info("signal model reloaded: %s", params.version)
+        return await model_info()
+
+    @app.post("/api/v1/model/unload", dependencies=admin)
+    async def unload() -> dict[str, Any]:
+        """Take the model out of service (a kill switch); reload brings it back."""
+        model: SignalModel = app.state.model
+        with tracer().start_as_current_span("model.unload"):
+            params = model.unload()
+        _publish_model_state(model)
+        _log.warning("signal model unloaded by API call (was %s); signals answer 503 until "
+                     "POST /api/v1/model/reload", params.version if params else "none")  # fmt: skip
         return await model_info()
 
     return app

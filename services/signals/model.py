@@ -94,10 +94,18 @@ class SignalModel:
         self.params, self.loaded_at = params, time.time()
         return params
 
-    async def predict(self, symbols: list[str]) -> list[dict[str, Any]]:
-        if self.params is None:
+    def unload(self) -> ModelParams | None:
+        """Stop serving the model (signals answer 503 until the next load); returns it."""
+        params, self.params = self.params, None
+        return params
+
+    async def predict(
+        self, symbols: list[str], params: ModelParams | None = None
+    ) -> list[dict[str, Any]]:
+        """Signals for ``symbols`` from ``params`` (the loaded model by default)."""
+        params = params or self.params
+        if params is None:
             raise RuntimeError("model not loaded")
-        params = self.params
         pipe = self.client.pipeline(transaction=False)
         for symbol in symbols:
             pipe.lrange(history_key(symbol), 0, params.window - 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import time
 import uuid
@@ -96,13 +97,15 @@ async def _run(
     on_spike: Callable[[Spike], None] | None,
     spike: Spike | None,
     seed: int,
+    api_key: str | None,
 ) -> LoadReport:
     rep = LoadReport()
     rng = random.Random(seed)
     url = gateway_url.rstrip("/") + "/api/v1/orders"
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     tasks: set[asyncio.Task[None]] = set()
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
         start = time.perf_counter()
         spiked = spike is None
         for i in itertools.count():
@@ -143,6 +146,7 @@ def run_load(
     spike: Spike | None = None,
     on_tick: Callable[[float], None] | None = None,
     seed: int = 1,
+    api_key: str | None = None,
 ) -> LoadReport:
     """Send ``rate`` orders per second for ``duration_s`` seconds to the gateway.
 
@@ -155,6 +159,9 @@ def run_load(
         spike: A broker latency spike injected ``spike.at_s`` seconds into the run.
         on_tick: Called with the elapsed seconds after each order is sent (progress bars).
         seed: Seed of the order generator: the same seed sends the same orders.
+        api_key: Sent as ``Authorization: Bearer``; by default ``TRADING_OTEL_API_KEY``,
+            else the first of ``TRADING_OTEL_API_KEYS`` (what the stack's gateway
+            accepts), else none.
     """
     if rate <= 0 or duration_s <= 0:
         raise ValueError(f"rate and duration must be > 0, got rate={rate}, duration={duration_s}")
@@ -179,4 +186,10 @@ def run_load(
                 daemon=True,
             ).start()
 
-    return asyncio.run(_run(url, rate, duration_s, symbols, on_tick, on_spike, spike, seed))
+    if api_key is None:
+        from services.common.auth import client_key
+
+        api_key = client_key(os.environ)
+    return asyncio.run(
+        _run(url, rate, duration_s, symbols, on_tick, on_spike, spike, seed, api_key)
+    )
