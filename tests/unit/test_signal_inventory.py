@@ -39,7 +39,7 @@ def test_shipped_query_uses_only_recorded_names_and_labels(q: queries.Query) -> 
     parts = promql.parse(q.expr)
     for name, _regex, _keys in parts.selectors:
         if name is not None and q.extra_labels:
-            labels = (KNOWN[name].labels if name in KNOWN else DERIVED.get(name, set()))
+            labels = KNOWN[name].labels if name in KNOWN else DERIVED.get(name, set())
             problems += [f"{name}: no label {k}" for k in q.extra_labels - labels - SCRAPE_LABELS]
     assert problems == [], f"{q.origin}: {q.expr}"
 
@@ -57,18 +57,17 @@ def test_the_checker_catches_what_was_wrong_before() -> None:
         "unknown metric otelcol_exporter_sent_spans_total"
     ]
     assert promql.check("otelcol_process_memory_rss_bytes", KNOWN) != []
-    assert promql.check(
-        '{__name__=~"otelcol_exporter_send_failed_(spans|log_records)_total"}', KNOWN
-    ) != []
+    assert (
+        promql.check('{__name__=~"otelcol_exporter_send_failed_(spans|log_records)_total"}', KNOWN)
+        != []
+    )
     assert promql.check('trading_orders_total{sevice_name="x"}', KNOWN) == [
         "trading_orders_total: unknown label sevice_name"
     ]
     assert promql.check("sum by (symbl) (trading_orders_total)", KNOWN) == [
         "unknown grouping label symbl"
     ]
-    assert promql.check("sum(rate(trading_orders_total[5m])", KNOWN)[0].startswith(
-        "invalid PromQL"
-    )
+    assert promql.check("sum(rate(trading_orders_total[5m])", KNOWN)[0].startswith("invalid PromQL")
 
 
 def test_recording_rule_outputs_keep_their_grouping_labels() -> None:
@@ -111,9 +110,7 @@ def test_docs_print_the_current_matrix() -> None:
 
 def test_the_rule_profile_only_cuts_for(tmp_path: Path) -> None:
     write_profile(tmp_path, "5s")
-    for (file, orig), (_, cut) in zip(
-        queries.rules(), queries.rules(tmp_path), strict=True
-    ):
+    for (file, orig), (_, cut) in zip(queries.rules(), queries.rules(tmp_path), strict=True):
         assert {k: v for k, v in orig.items() if k != "for"} == {
             k: v for k, v in cut.items() if k != "for"
         }, file

@@ -12,8 +12,7 @@ the whole way to the alert archive through the real Alertmanager. Used by
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,13 +35,13 @@ from otel._internal.inventory.queries import RULES_DIR, rules
 from otel._internal.inventory.record import RecordError, endpoint_series, prometheus_series
 from otel._internal.servers.collector import CollectorServer, role_files
 from otel._internal.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
-from otel._internal.stack.state import StateFile
+from otel._internal.stack.faults import pause_component, resume_component
 
 Say = Callable[[str], None]
 RECORDER_CONFIG = REPO_ROOT / "collector" / "fixtures" / "recorder.yaml"
 GATEWAY_TOKEN = "fault-matrix-token"
 #: The gateway's sending-queue capacity in the matrix (batches), small so it fills fast.
-GATEWAY_QUEUE = 40
+GATEWAY_QUEUE = 10
 #: How long a step's fault stays on after its last alert turned true, so that alerts with
 #: the profile's short ``for:`` really fire and reach Alertmanager.
 LINGER_S = 12.0
@@ -98,14 +97,19 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"opentelemetry-sdk": version("opentelemetry-sdk")}
-    manifest = yaml.safe_load((REPO_ROOT / "collector" / "manifest.yaml").read_text())
-    out["otelcol-trading"] = str(manifest.get("dist", {}).get("otelcol_version", "?"))
-    for binary, key in (("prometheus", "prometheus"), ("prometheus-alertmanager", "alertmanager")):
+    tools = (
+        (str(BINARY), "otelcol-trading"),
+        ("prometheus", "prometheus"),
+        ("prometheus-alertmanager", "alertmanager"),
+    )
+    for binary, key in tools:
         with contextlib.suppress(OSError):
             res = subprocess.run([binary, "--version"], capture_output=True, text=True,
                                  check=False, timeout=10)  # fmt: skip
             first = (res.stdout or res.stderr).splitlines()
             out[key] = first[0].split("version", 1)[-1].split("(")[0].strip() if first else "?"
+    manifest = yaml.safe_load((REPO_ROOT / "collector" / "manifest.yaml").read_text())
+    out["collector-manifest"] = str(manifest.get("dist", {}).get("version", "?"))
     return out
 
 
@@ -139,6 +143,8 @@ def matrix_environment(
         StackConfig(root / "stack").with_free_ports(),
         ready_timeout_s=ready_timeout_s,
         rules_dir=write_profile(root / "rules"),
+        # The API runs with a key, as a desk's would: refused attempts are a fault here.
+        api_key=secrets.token_urlsafe(24),
         extra_targets=(
             ("otel-collector", f"127.0.0.1:{gateway.ports.telemetry}"),
             ("otel-collector-exporter", f"127.0.0.1:{gateway.ports.prometheus}"),
@@ -267,8 +273,15 @@ def _expr(rule: dict[str, object], trigger: matrix.Trigger) -> str:
 _SNAPSHOT_LOCK = threading.Lock()
 
 
+#: Background steps running now: a name first seen beside them may come from them.
+_ACTIVE: set[str] = set()
+
+
 def _snapshot(env: MatrixEnv, inventory: Inventory, phase: str, say: Say) -> None:
     with _SNAPSHOT_LOCK:
+        beside = sorted(_ACTIVE - {phase})
+        if beside and phase not in (matrix.BASELINE_PHASE, "end"):
+            phase = f"{phase} (beside {', '.join(beside)})"
         _snapshot_locked(env, inventory, phase, say)
 
 
@@ -337,25 +350,72 @@ class _Refuser:
         self.grpc.stop(grace=None)
 
 
-def _signal(env: MatrixEnv, component: str, sig: int) -> None:
-    if component == "collector-downstream":
-        if sig == signal.SIGSTOP:
-            env.recorder.stop()
-        return
-    if component == "downstream-refuser":
-        if sig == signal.SIGSTOP:
-            env.refuser = _Refuser(env.recorder.ports.otlp_http, env.recorder.ports.otlp_grpc)
-        elif env.refuser is not None:
-            env.refuser.close()
-            env.refuser = None
-        return
-    entry = StateFile(env.config.state_path).load()[component]
-    os.kill(entry.pid, sig)
+def _api(env: MatrixEnv, service: str, path: str, body: dict[str, object] | None = None
+         ) -> httpx.Response:  # fmt: skip
+    """POST to a stack service with the stack's API key."""
+    return httpx.post(f"{env.config.url(service)}{path}", json=body,
+                      headers=env.config.auth_headers(), timeout=15)  # fmt: skip
 
 
-_PAUSE = {"pause:orchestrator": "orchestrator", "pause:collector": "collector",
-          "stop:downstream": "collector-downstream",
-          "reject:downstream": "downstream-refuser"}  # fmt: skip
+def _order(env: MatrixEnv, symbol: str, side: str, quantity: float) -> str:
+    resp = _api(env, "execution-gateway", "/api/v1/orders", {
+        "symbol": symbol, "side": side, "type": "market", "quantity": quantity,
+        "client_order_id": f"matrix-{side}-{time.time_ns()}",
+    })  # fmt: skip
+    status = str(resp.json().get("status", resp.status_code))
+    if status != "filled":
+        raise RuntimeError(f"{side} {quantity:g} {symbol}: {resp.status_code} {resp.text[:200]}")
+    return status
+
+
+def _bad_auth(env: MatrixEnv) -> Callable[[threading.Event], None]:
+    def work(stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            with contextlib.suppress(Exception):  # every order is refused, by design
+                run_load(env.config, rate=2, duration_s=4, api_key="wrong-key-" + "x" * 16)
+
+    return work
+
+
+def _begin(env: MatrixEnv, step: matrix.Step, say: Say) -> _Background | None:
+    """Start a step's fault or action; returns a worker to stop at its end, if any."""
+    if step.setup == "buy-position":
+        symbol, qty = matrix.SHOCK_POSITION
+        say(f"  setup: buy {qty:g} {symbol}: {_order(env, symbol, 'buy', qty)}")
+    if step.fault is not None:
+        inject_fault(env.config, step.fault, step.lasts_s, **step.params)
+    elif step.name.startswith("pause:"):
+        pause_component(env.config, step.name.removeprefix("pause:"), step.lasts_s)
+    elif step.name == "stop:downstream":
+        env.recorder.stop()
+    elif step.name == "reject:downstream":
+        env.refuser = _Refuser(env.recorder.ports.otlp_http, env.recorder.ports.otlp_grpc)
+    elif step.name == "unload:model":
+        _api(env, "signal-service", "/api/v1/model/unload").raise_for_status()
+    elif step.name == "bad-auth":
+        return _Background("bad-auth", _bad_auth(env))
+    return None
+
+
+def _end(env: MatrixEnv, step: matrix.Step, t0: float, say: Say) -> None:
+    """Undo a step (the downstream stays gone: nothing after it needs it)."""
+    if step.fault is not None and step.fault_s is None:
+        clear_fault(env.config, step.fault)
+    elif step.fault is not None:
+        # Self-ending (a Redis pause also blocks our own client, so it cannot be cleared).
+        time.sleep(max(0.0, step.lasts_s - (time.monotonic() - t0)) + 1.0)
+    elif step.name.startswith("pause:"):
+        resume_component(env.config, step.name.removeprefix("pause:"))
+    elif step.name == "reject:downstream" and env.refuser is not None:
+        env.refuser.close()
+        env.refuser = None
+    if step.after == "reload-model":
+        _api(env, "signal-service", "/api/v1/model/reload").raise_for_status()
+    if step.after in ("reset-breaker", "flatten"):
+        _api(env, "execution-gateway", "/api/v1/circuit-breaker/reset")
+    if step.after == "flatten":
+        symbol, qty = matrix.SHOCK_POSITION
+        say(f"  after: sell {qty:g} {symbol}: {_order(env, symbol, 'sell', qty)}")
 
 
 def _run_step(
@@ -372,10 +432,9 @@ def _run_step(
     t0 = time.monotonic()
     for alert in alerts:
         outcomes[alert].injected_at = datetime.now(UTC)
-    if step.fault is not None:
-        inject_fault(env.config, step.fault, step.lasts_s, **step.params)
-    elif step.name in _PAUSE:
-        _signal(env, _PAUSE[step.name], signal.SIGSTOP)
+    if step.background:
+        _ACTIVE.add(step.name)
+    worker = _begin(env, step, say)
     try:
         pending = set(alerts)
         last_fire = t0
@@ -402,17 +461,10 @@ def _run_step(
             time.sleep(linger)
         _snapshot(env, inventory, step.name, say)
     finally:
-        if step.fault is not None and step.fault_s is None:
-            clear_fault(env.config, step.fault)
-        elif step.fault is not None:
-            # Self-ending (e.g. a Redis pause, which also blocks our own client).
-            time.sleep(max(0.0, step.lasts_s - (time.monotonic() - t0)) + 1.0)
-        elif step.name in _PAUSE and _PAUSE[step.name] != "collector-downstream":
-            _signal(env, _PAUSE[step.name], signal.SIGCONT)
-        if step.after == "reset-breaker":
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.post(f"{env.config.url('execution-gateway')}/api/v1/circuit-breaker/reset",
-                           timeout=5)  # fmt: skip
+        _ACTIVE.discard(step.name)
+        if worker is not None:
+            worker.stop()
+        _end(env, step, t0, say)
 
 
 def _wait_warm(env: MatrixEnv, say: Say, timeout_s: float = 120.0) -> None:

@@ -206,6 +206,8 @@ def service_env(config: StackConfig, name: str, names: frozenset[str]) -> dict[s
         # trading_* series (docs/alerting.md, "Alert latency", computed from this value).
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
     }
+    if config.api_key:
+        env["TRADING_OTEL_API_KEYS"] = config.api_key
     exporters = []
     if "collector" in names:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{config.port('otlp-grpc')}"

@@ -48,6 +48,8 @@ class StackConfig:
             (the fault matrix loads a profile with shortened ``for:``).
         extra_targets: ``(job, "host:port")`` pairs Prometheus scrapes besides the
             stack's own targets (e.g. a gateway-role collector beside the stack).
+        api_key: When set, the services require it (``TRADING_OTEL_API_KEYS``) and
+            ``run_load`` sends it; None leaves the API open, as a laptop stack is.
     """
 
     var_dir: Path
@@ -56,6 +58,7 @@ class StackConfig:
     ready_timeout_s: float = 60.0
     rules_dir: Path | None = None
     extra_targets: tuple[tuple[str, str], ...] = ()
+    api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def default(cls, var_dir: Path | None = None) -> StackConfig:
@@ -91,6 +94,10 @@ class StackConfig:
     @property
     def pg_dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port('postgres')}/trading"
+
+    def auth_headers(self) -> dict[str, str]:
+        """The header the stack's API wants (empty when it is open)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"

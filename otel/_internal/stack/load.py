@@ -159,9 +159,9 @@ def run_load(
         spike: A broker latency spike injected ``spike.at_s`` seconds into the run.
         on_tick: Called with the elapsed seconds after each order is sent (progress bars).
         seed: Seed of the order generator: the same seed sends the same orders.
-        api_key: Sent as ``Authorization: Bearer``; by default ``TRADING_OTEL_API_KEY``,
-            else the first of ``TRADING_OTEL_API_KEYS`` (what the stack's gateway
-            accepts), else none.
+        api_key: Sent as ``Authorization: Bearer``; by default the stack's own key
+            (``config.api_key``), else ``TRADING_OTEL_API_KEY``, else the first of
+            ``TRADING_OTEL_API_KEYS`` (what the stack's gateway accepts), else none.
     """
     if rate <= 0 or duration_s <= 0:
         raise ValueError(f"rate and duration must be > 0, got rate={rate}, duration={duration_s}")
@@ -186,6 +186,8 @@ def run_load(
                 daemon=True,
             ).start()
 
+    if api_key is None and config is not None and config.api_key:
+        api_key = config.api_key
     if api_key is None:
         from services.common.auth import client_key
 
