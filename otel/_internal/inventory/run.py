@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import yaml
+from redis.exceptions import RedisError
 
 from otel._internal.alerts import ArchivedAlert, read_archive
 from otel._internal.collector.build import BINARY, REPO_ROOT
@@ -409,13 +410,18 @@ def _end(env: MatrixEnv, step: matrix.Step, t0: float, say: Say) -> None:
     elif step.name == "reject:downstream" and env.refuser is not None:
         env.refuser.close()
         env.refuser = None
-    if step.after == "reload-model":
-        _api(env, "signal-service", "/api/v1/model/reload").raise_for_status()
-    if step.after in ("reset-breaker", "flatten"):
-        _api(env, "execution-gateway", "/api/v1/circuit-breaker/reset")
-    if step.after == "flatten":
-        symbol, qty = matrix.SHOCK_POSITION
-        say(f"  after: sell {qty:g} {symbol}: {_order(env, symbol, 'sell', qty)}")
+    # What follows only tidies up for later steps, none of which needs it: a failure is
+    # reported, and the run goes on.
+    try:
+        if step.after == "reload-model":
+            _api(env, "signal-service", "/api/v1/model/reload").raise_for_status()
+        if step.after in ("reset-breaker", "flatten"):
+            _api(env, "execution-gateway", "/api/v1/circuit-breaker/reset")
+        if step.after == "flatten":
+            symbol, qty = matrix.SHOCK_POSITION
+            say(f"  after: sell {qty:g} {symbol}: {_order(env, symbol, 'sell', qty)}")
+    except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+        say(f"  after {step.name}: {step.after} failed: {exc}")
 
 
 def _run_step(
@@ -434,7 +440,17 @@ def _run_step(
         outcomes[alert].injected_at = datetime.now(UTC)
     if step.background:
         _ACTIVE.add(step.name)
-    worker = _begin(env, step, say)
+    try:
+        worker = _begin(env, step, say)
+    except (httpx.HTTPError, RedisError, RuntimeError, ValueError, OSError) as exc:
+        # Only this step's alerts fail; the rest of the matrix still runs.
+        _ACTIVE.discard(step.name)
+        for alert in alerts:
+            outcomes[alert].error = f"could not start {step.name}: {exc}"
+        say(f"  {step.name}: could not start: {exc}")
+        with contextlib.suppress(Exception):
+            _end(env, step, t0, say)
+        return
     try:
         pending = set(alerts)
         last_fire = t0
