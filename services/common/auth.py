@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
+from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
 from services.common.telemetry import meters
 
@@ -68,6 +69,11 @@ class ApiKeyAuth:
     @property
     def enabled(self) -> bool:
         return bool(self._digests)
+
+    def dependencies(self) -> list[Any]:
+        """The route dependencies that enforce the keys: none at all when no key is set,
+        so an open API adds no per-request work to the order path."""
+        return [Depends(self)] if self.enabled else []
 
     def warn_if_open(self) -> None:
         """Log once, at startup, that the API accepts anyone (no key configured)."""

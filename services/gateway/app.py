@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -37,7 +37,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     deps = Dependencies()
     auth = ApiKeyAuth(cfg.api_keys, SERVICE)
     # Every /api/v1 route needs a key when keys are configured; the probes never do.
-    guard = [Depends(auth)]
+    guard = auth.dependencies()
 
     async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         pool = await create_pool(cfg.pg_dsn, max_size=20)

@@ -8,7 +8,7 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.auth import ApiKeyAuth
@@ -45,7 +45,7 @@ def create_app(settings: ServiceSettings | None = None, *, telemetry_on: bool = 
     cfg = settings or ServiceSettings.from_env()
     deps = Dependencies()
     # Changing which model serves needs a key when keys are configured; reading does not.
-    admin = [Depends(ApiKeyAuth(cfg.api_keys, SERVICE))]
+    admin = ApiKeyAuth(cfg.api_keys, SERVICE).dependencies()
 
     async def setup(app: FastAPI, stack: AsyncExitStack) -> None:
         client = redis_client(cfg.redis_url)

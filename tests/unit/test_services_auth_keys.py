@@ -69,3 +69,10 @@ def test_cli_pause_of_a_component_that_is_not_running(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["fault", "pause", "orchestrator", "--var-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "orchestrator is not running" in result.output
+
+
+def test_an_open_api_puts_no_dependency_on_the_order_route() -> None:
+    # No key set: the order path runs no auth code at all, not even a no-op dependency.
+    assert ApiKeyAuth((), "execution-gateway").dependencies() == []
+    (dep,) = ApiKeyAuth(("k" * 16,), "execution-gateway").dependencies()
+    assert isinstance(dep.dependency, ApiKeyAuth)
