@@ -12,8 +12,11 @@ import os
 from importlib.metadata import EntryPoint
 from typing import Any
 
+# Importing otel runs the environment guard before the SDK import below.
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from otel._internal import envguard
 
 #: Instrumentors whose job ``configure()`` does itself, differently on purpose:
 #: FastAPI/ASGI (one server-span path), asyncpg (sanitised SQL), redis and httpx
@@ -25,6 +28,7 @@ class TradingDistro(BaseDistro):  # type: ignore[misc]
     """Selects our configurator and keeps contrib from double-instrumenting."""
 
     def _configure(self, **kwargs: Any) -> None:
+        envguard.guard()
         # Another installed distro (opentelemetry-distro) would otherwise race ours for
         # the configurator slot; choosing explicitly makes the order irrelevant.
         os.environ.setdefault("OTEL_PYTHON_CONFIGURATOR", "trading_otel")
@@ -41,4 +45,5 @@ class TradingConfigurator(_BaseConfigurator):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         from otel._internal.bootstrap import configure
 
+        envguard.guard()
         configure()

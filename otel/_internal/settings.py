@@ -1,10 +1,15 @@
 """Read the environment once, into a frozen :class:`Settings`.
 
 Fail-open is the rule: a bad value never raises. It logs exactly one warning that names
-the variable and the value, and the default applies. ``OTEL_EXPORTER_OTLP_*`` headers,
-compression and certificates are left to the SDK exporters, which read them themselves;
-only the values that would break a pipeline if passed through unchecked (protocol,
-endpoint, timeouts) are validated here.
+the variable and the value, and the default applies. When the environ read is
+``os.environ`` itself, a rejected value is also removed from it (a list is rewritten
+without its bad entries), so the SDK exporters, which re-read some of these variables
+(the gRPC ones parse their timeout with ``float()``), never see it, and a second
+``from_env`` does not warn again.
+
+The variables only OpenTelemetry's own code reads (headers, compression, certificates,
+limits, propagators...) are checked by :mod:`otel._internal.envguard`, before the SDK is
+imported; each variable is validated in exactly one of the two places.
 """
 
 from __future__ import annotations
@@ -37,8 +42,16 @@ TRACE_EXPORTERS = frozenset({"otlp", "console", "none"})
 METRIC_EXPORTERS = frozenset({"otlp", "prometheus", "console", "none"})
 LOG_EXPORTERS = frozenset({"otlp", "console", "none"})
 SIGNALS = ("traces", "metrics", "logs")
+#: The largest duration accepted, in milliseconds (2**31 - 1, about 24.8 days; the SDK's
+#: thread waits overflow long before 1e300).
+MAX_MS = float(2**31 - 1)
 #: Routes never traced: probes and scrapes would drown the real traffic.
 DEFAULT_EXCLUDED_ROUTES = ("/health", "/healthz", "/livez", "/ready", "/readyz", "/metrics")
+
+
+#: Advice already given about os.environ values that are kept (e.g. an endpoint/protocol
+#: mismatch), so that a second ``from_env(os.environ)`` does not repeat it.
+_advised: set[tuple[str, str]] = set()
 
 
 class _Reader:
@@ -46,6 +59,7 @@ class _Reader:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.env = environ
+        self.live = environ is os.environ
         self._warned: set[str] = set()
 
     def raw(self, name: str) -> str | None:
@@ -54,12 +68,30 @@ class _Reader:
             return None
         return value.strip()
 
-    def bad(self, name: str, value: str, reason: str, default: object) -> None:
+    def bad(
+        self, name: str, value: str, reason: str, default: object, replacement: str | None = None
+    ) -> None:
+        """Report a rejected value; ``replacement`` is what is kept of it (None: nothing)."""
         # Shared variables (OTEL_EXPORTER_OTLP_ENDPOINT...) are read once per signal.
         if name in self._warned:
             return
         self._warned.add(name)
         _log.warning("invalid value %s=%r (%s); using the default %r", name, value, reason, default)
+        if self.live:
+            if replacement is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = replacement
+
+    def advise(self, name: str, value: str, message: str) -> None:
+        """Warn about a value that is kept; once per variable (and per process for os.environ)."""
+        key = (name, value)
+        if name in self._warned or (self.live and key in _advised):
+            return
+        self._warned.add(name)
+        if self.live:
+            _advised.add(key)
+        _log.warning("%s=%r: %s", name, value, message)
 
     def parse(self, name: str, default: T, cast: Callable[[str], T], reason: str) -> T:
         value = self.raw(name)
@@ -71,18 +103,22 @@ class _Reader:
             self.bad(name, value, reason, default)
             return default
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float = MAX_MS
+    ) -> float:
         def cast(v: str) -> float:
-            f = float(v)
-            if not f >= minimum or f != f or f == float("inf"):
+            f = float(_ascii(v))
+            # NaN fails both comparisons; a value past ``maximum`` would overflow the
+            # SDK's thread waits (1e300 ms) or the exit deadline.
+            if not minimum <= f <= maximum:
                 raise ValueError(v)
             return f
 
-        return self.parse(name, default, cast, f"expected a number >= {minimum:g}")
+        return self.parse(name, default, cast, f"expected a number in [{minimum:g}, {maximum:g}]")
 
     def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
         def cast(v: str) -> int:
-            i = int(v)
+            i = int(_ascii(v))
             if not minimum <= i <= maximum:
                 raise ValueError(v)
             return i
@@ -119,16 +155,30 @@ class _Reader:
         unknown = [p for p in items if p not in allowed]
         known = tuple(dict.fromkeys(p for p in items if p in allowed))
         if unknown:
+            kept = ",".join(known) or None
             known = known or default
-            self.bad(name, value, f"unknown exporter {', '.join(unknown)}", ",".join(known))
+            self.bad(name, value, f"unknown exporter {', '.join(unknown)}", ",".join(known), kept)
         return () if "none" in known else known
+
+    def patterns(self, name: str) -> tuple[str, ...]:
+        """A comma list of regular expressions; entries that do not compile are dropped."""
+        value = self.raw(name)
+        good: list[str] = []
+        bad: list[str] = []
+        for item in _split(value):
+            (good if _valid_regex(item) else bad).append(item)
+        if value is not None and bad:
+            reason = f"invalid pattern {', '.join(map(repr, bad))}"
+            self.bad(name, value, reason, ",".join(good) or "nothing", ",".join(good) or None)
+        return tuple(good)
 
     def url(self, name: str) -> str | None:
         value = self.raw(name)
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme in ("http", "https") and parts.hostname:
+        # Non-ASCII hosts must be written in their IDNA (punycode) form.
+        if parts.scheme in ("http", "https") and parts.hostname and value.isascii():
             try:
                 _ = parts.port  # raises on a non-numeric port
                 return value
@@ -145,6 +195,7 @@ def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
     if value is None:
         return attrs
     bad: list[str] = []
+    good: list[str] = []
     for pair in value.split(","):
         if not pair.strip():
             continue
@@ -152,10 +203,24 @@ def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
         if not sep or not key.strip():
             bad.append(pair)
             continue
+        good.append(pair)
         attrs[key.strip()] = unquote(val.strip())
     if bad:
-        reader.bad("OTEL_RESOURCE_ATTRIBUTES", value, f"malformed pair {bad[0]!r}", "skip it")
+        reader.bad(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            value,
+            f"malformed pair {bad[0]!r}",
+            "skip it",
+            ",".join(good) or None,
+        )
     return attrs
+
+
+def _ascii(value: str) -> str:
+    # float() and int() accept any Unicode digit (fullwidth ones too); the spec means ASCII.
+    if not value.isascii():
+        raise ValueError(value)
+    return value
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -213,6 +278,8 @@ class Settings:
     symbol_cap: int = 50
     shutdown_timeout_s: float = 5.0
     fastapi_operation_spans: bool = False
+    redact_query_params: tuple[str, ...] = ()
+    """Query parameters masked besides the built-in list (sanitize.SENSITIVE_QUERY_PARAMS)."""
     log_format: LogFormat = "auto"
     log_level: str = "INFO"
     log_to_stdout: bool = True
@@ -261,8 +328,16 @@ class Settings:
             prometheus_host=r.raw("OTEL_EXPORTER_PROMETHEUS_HOST") or d.prometheus_host,
             prometheus_port=r.integer("OTEL_EXPORTER_PROMETHEUS_PORT", 9464, maximum=65535),
             # The FastAPI-specific list replaces the generic one, as upstream does.
-            excluded_urls=_split(
-                r.raw("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or r.raw("OTEL_PYTHON_EXCLUDED_URLS")
+            excluded_urls=next(
+                (
+                    urls
+                    for urls in (
+                        r.patterns("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"),
+                        r.patterns("OTEL_PYTHON_EXCLUDED_URLS"),
+                    )
+                    if urls
+                ),
+                (),
             ),
             excluded_routes=_split(r.raw("TRADING_OTEL_EXCLUDED_ROUTES"))
             or DEFAULT_EXCLUDED_ROUTES,
@@ -271,8 +346,11 @@ class Settings:
             ),
             symbols=tuple(dict.fromkeys(s.upper() for s in _split(r.raw("TRADING_OTEL_SYMBOLS")))),
             symbol_cap=r.integer("TRADING_OTEL_SYMBOL_CAP", 50, minimum=0, maximum=10000),
-            shutdown_timeout_s=r.number("TRADING_OTEL_SHUTDOWN_TIMEOUT", 5.0, minimum=0.0),
+            shutdown_timeout_s=r.number(
+                "TRADING_OTEL_SHUTDOWN_TIMEOUT", 5.0, minimum=0.0, maximum=3600.0
+            ),
             fastapi_operation_spans=r.boolean("TRADING_OTEL_FASTAPI_OPERATION_SPANS", False),
+            redact_query_params=_split(r.raw("TRADING_OTEL_REDACT_QUERY_PARAMS")),
             log_format=r.choice(  # type: ignore[arg-type]
                 "TRADING_OTEL_LOG_FORMAT", "auto", ("auto", "json", "console")
             ),
@@ -290,6 +368,7 @@ class Settings:
         OTEL_PYTHON_*_EXCLUDED_URLS entries are regular expressions searched in the
         path (as upstream does); excluded routes match a path exactly.
         """
+        # from_env already dropped (and reported) the patterns that do not compile.
         parts = [f"(?:{p})" for p in self.excluded_urls if _valid_regex(p)]
         parts += [f"(?:^{re.escape(p)}/?$)" for p in self.excluded_routes]
         return re.compile("|".join(parts)) if parts else None
@@ -299,13 +378,12 @@ def _valid_regex(pattern: str) -> bool:
     try:
         re.compile(pattern)
     except re.error:
-        _log.warning("invalid excluded-URL pattern %r ignored", pattern)
         return False
     return True
 
 
 def _ratio(value: str) -> float:
-    f = float(value)
+    f = float(_ascii(value))
     if not 0.0 <= f <= 1.0:
         raise ValueError(value)
     return f
@@ -327,35 +405,83 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
         endpoint = _join(base, protocol, signal)
     elif specific == "" or base == "":
         endpoint = _default_endpoint(protocol, signal)
-    timeout = _optional_number(r, f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT")
+    if specific or base:
+        _check_port(
+            r,
+            f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT" if specific else "OTEL_EXPORTER_OTLP_ENDPOINT",
+            specific or base or "",
+            protocol,
+            up,
+        )
+    # Read both, so that a bad generic value is reported even when the signal's own is set.
+    timeout = _timeout_ms(r, f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT")
+    generic_timeout = _timeout_ms(r, "OTEL_EXPORTER_OTLP_TIMEOUT")
     if timeout is None:
-        timeout = _optional_number(r, "OTEL_EXPORTER_OTLP_TIMEOUT")
+        timeout = generic_timeout
     if timeout is None and (
         r.raw(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT") or r.raw("OTEL_EXPORTER_OTLP_TIMEOUT")
     ):
         # Rejected: pass the SDK's default explicitly so the exporter does not re-read it.
-        timeout = 10.0
+        timeout = DEFAULT_OTLP_TIMEOUT_MS
     return SignalExport(
         protocol=protocol,  # type: ignore[arg-type]
         endpoint=endpoint,
-        timeout_s=None if timeout is None else _timeout_seconds(timeout),
+        timeout_s=None if timeout is None else timeout / 1000.0,
     )
 
 
-def _optional_number(r: _Reader, name: str) -> float | None:
+#: The spec's default export timeout, in milliseconds.
+DEFAULT_OTLP_TIMEOUT_MS = 10000.0
+
+
+def _timeout_ms(r: _Reader, name: str) -> float | None:
+    """An OTLP export timeout in milliseconds, as the spec defines it (> 0, finite).
+
+    Python's exporters took seconds before the spec settled, so a value that only makes
+    sense as seconds gets a hint, but milliseconds still apply: reading it as seconds
+    would turn a spec-valid ``1000`` (1 s) into 17 minutes.
+    """
+
     def cast(v: str) -> float | None:
-        f = float(v)
-        if not 0 <= f < float("inf"):
+        f = float(_ascii(v))
+        if not 0 < f <= MAX_MS:
             raise ValueError(v)
         return f
 
-    return r.parse(name, None, cast, "expected a number >= 0")
+    ms = r.parse(name, None, cast, f"expected milliseconds in (0, {MAX_MS:g}]")
+    if ms is not None and ms < 100:
+        r.advise(
+            name,
+            r.raw(name) or "",
+            f"OTLP timeouts are in milliseconds, so this is {ms:g} ms; "
+            f"did you mean seconds? (then write {ms * 1000:g})",
+        )
+    return ms
 
 
-def _timeout_seconds(value: float) -> float:
-    # The spec says milliseconds; Python's exporters historically took seconds. Values
-    # above 1000 can only be milliseconds for an export timeout.
-    return value / 1000.0 if value > 1000 else value
+#: The OTLP ports by convention, and the protocol each one speaks.
+_PORT_PROTOCOL = {4317: "grpc", 4318: "http/protobuf"}
+
+
+def _check_port(r: _Reader, name: str, url: str, protocol: str, up: str) -> None:
+    """Warn (once) when an endpoint's port is the other protocol's conventional port."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        return
+    expected = _PORT_PROTOCOL.get(port or 0)
+    if expected is None or expected == protocol:
+        return
+    specific = f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL"
+    proto_var = specific if r.raw(specific) else "OTEL_EXPORTER_OTLP_PROTOCOL"
+    other = 4318 if port == 4317 else 4317
+    r.advise(
+        name,
+        url,
+        f"port {port} is where OTLP/{'gRPC' if expected == 'grpc' else 'HTTP'} listens, but "
+        f"the protocol is {protocol} ({proto_var}); set {proto_var}={expected}, or point "
+        f"{name} at port {other}. Sending as {protocol} anyway.",
+    )
 
 
 def _default_endpoint(protocol: str, signal: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
 from otel._internal import bootstrap
 from otel._internal.settings import DEFAULT_EXCLUDED_ROUTES, Settings
+from tests.fixtures.env_matrix import wide
 from tests.fixtures.lib import OFFLINE
 
 
@@ -180,11 +182,124 @@ def test_every_bad_value_at_once_still_builds_a_pipeline(caplog: pytest.LogCaptu
         assert telemetry.shutdown(5)
 
 
+@pytest.mark.parametrize("value", ["-10", "0", "1e300", wide("10"), "ten"])
 def test_bad_otlp_timeout_warns_once_and_uses_the_sdk_default(
+    caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": value})
+    assert all(s.otlp[sig].timeout_s == 10.0 for sig in ("traces", "metrics", "logs"))
+    assert len(caplog.records) == 1 and repr(value) in caplog.messages[0]
+
+
+@pytest.mark.parametrize(("ms", "seconds"), [("2500", 2.5), ("1000", 1.0), ("500", 0.5)])
+def test_otlp_timeouts_are_milliseconds_as_the_spec_says(
+    caplog: pytest.LogCaptureFixture, ms: str, seconds: float
+) -> None:
+    # Before: values <= 1000 were read as seconds, so a spec-valid 1000 became 17 minutes.
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": ms})
+    assert s.otlp["logs"].timeout_s == seconds
+    assert caplog.records == []
+
+
+def test_a_timeout_that_looks_like_seconds_gets_a_hint_but_stays_ms(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="otel.config"):
-        s = Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "-10"})
-    assert all(s.otlp[sig].timeout_s == 10.0 for sig in ("traces", "metrics", "logs"))
-    assert len(caplog.records) == 1 and "'-10'" in caplog.messages[0]
-    assert Settings.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}).otlp["logs"].timeout_s == 2.5
+        s = Settings.from_env({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10"})
+    assert s.otlp["traces"].timeout_s == 0.01
+    assert s.otlp["metrics"].timeout_s is None
+    [message] = caplog.messages
+    assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in message and "did you mean seconds" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "advice"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://c:4318/v1/logs",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+            },
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=http/protobuf",
+        ),
+    ],
+)
+def test_port_and_protocol_mismatch_warns_once_and_keeps_the_setting(
+    caplog: pytest.LogCaptureFixture, env: dict[str, str], named: str, advice: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env(env)
+    [message] = caplog.messages
+    assert named in message and advice in message
+    url = env[named]
+    assert any(e.endpoint is not None and e.endpoint.startswith(url) for e in s.otlp.values())
+
+
+def test_matching_port_and_protocol_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+        Settings.from_env(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        )
+        Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:9999"})
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("OTEL_BSP_SCHEDULE_DELAY", "1e300"),  # would overflow the processor's wait
+        ("OTEL_BSP_SCHEDULE_DELAY", wide("5")),  # float() takes fullwidth digits
+        ("OTEL_BSP_MAX_QUEUE_SIZE", wide("2")),
+        ("TRADING_OTEL_SHUTDOWN_TIMEOUT", "1e300"),  # would overflow the exit deadline
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://" + wide("collector") + ":4318"),
+    ],
+)
+def test_huge_and_non_ascii_numbers_are_rejected(
+    caplog: pytest.LogCaptureFixture, var: str, value: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        Settings.from_env({var: value})
+    [message] = caplog.messages
+    assert var in message and repr(value) in message
+
+
+def test_bad_excluded_url_pattern_is_dropped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "^/ok,(,/also"})
+        assert s.excluded_paths_regex() is not None
+    assert s.excluded_urls == ("^/ok", "/also")
+    [message] = caplog.messages
+    assert "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS" in message and "'('" in message
+
+
+def test_rejected_values_leave_os_environ_so_the_sdk_never_reads_them(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The gRPC exporters float() their timeout from os.environ whatever we pass them.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "abc")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus,bogus")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")  # advice: kept
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        first = Settings.from_env(os.environ)
+        second = Settings.from_env(os.environ)
+    assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" not in os.environ
+    assert os.environ["OTEL_METRICS_EXPORTER"] == "prometheus"
+    assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://c:4317"
+    assert first == second
+    assert len(caplog.records) == 3  # one per variable, none from the second read
