@@ -65,9 +65,7 @@ def span_exporter(name: str, settings: Settings) -> SpanExporter:
         return ConsoleSpanExporter()
     export = settings.otlp["traces"]
     if export.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
+        from otel._internal.grpc_exporters import GrpcSpanExporter
 
         return GrpcSpanExporter(**_otlp_kwargs(export))
     from otel._internal.lean_exporter import LeanHttpSpanExporter
@@ -98,14 +96,12 @@ def metric_exporter(name: str, settings: Settings) -> MetricExporter:
     export = settings.otlp["metrics"]
     kwargs = _otlp_kwargs(export)
     if export.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
+        from otel._internal.grpc_exporters import GrpcMetricExporter
 
         return GrpcMetricExporter(preferred_temporality=CUMULATIVE, **kwargs)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from otel._internal.lean_exporter import HttpMetricExporter
 
-    return OTLPMetricExporter(preferred_temporality=CUMULATIVE, **kwargs)
+    return HttpMetricExporter(preferred_temporality=CUMULATIVE, **kwargs)
 
 
 def metric_readers(settings: Settings) -> list[MetricReader]:
@@ -146,9 +142,7 @@ def log_exporter(name: str, settings: Settings) -> LogRecordExporter:
         return ConsoleLogRecordExporter()
     export = settings.otlp["logs"]
     if export.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
-            OTLPLogExporter as GrpcLogExporter,
-        )
+        from otel._internal.grpc_exporters import GrpcLogExporter
 
         return GrpcLogExporter(**_otlp_kwargs(export))
     from otel._internal.lean_exporter import LeanHttpLogExporter

@@ -2,27 +2,46 @@
 
 Everything but the encoding is the SDK exporter's own: its HTTP client (endpoint,
 headers, compression, certificates, retries, timeout from the ``OTEL_EXPORTER_OTLP_*``
-variables), its size limit and its self-metrics. If the SDK's shape is not the one we
-know (another version), or the lean encoder fails on a batch, the batch goes through
-the SDK's ``export`` unchanged.
+variables), its size limit and its self-metrics. If the lean encoder fails on a batch,
+the SDK's encoder encodes it; if the SDK's shape is not the one we know (another
+version), the batch goes through the SDK's ``export``.
+
+On every one of these paths, a batch that cannot be encoded because of text UTF-8
+cannot hold (a lone surrogate) is cleaned and sent again: :mod:`otel._internal.text`.
+The OTLP/HTTP metric exporter is here for the same reason.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http import metric_exporter as _sdk_metrics
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel._internal.otlp_wire import SpanEncoder
+from otel._internal.text import (
+    clean_logs,
+    clean_metrics,
+    clean_spans,
+    encode_or_clean,
+    report_cleaned,
+)
 
 _log = logging.getLogger("otel.exporters")
+B = TypeVar("B")
+E = TypeVar("E")  # an export result
 
 
 def _send(exporter: Any, data: bytes, n: int) -> bool | None:
@@ -45,23 +64,61 @@ def _usable(exporter: Any) -> bool:
     return all(hasattr(exporter, n) for n in ("_client", "_metrics", "_max_request_size"))
 
 
-class LeanHttpSpanExporter(OTLPSpanExporter):
-    """``OTLPSpanExporter`` (HTTP/protobuf) that serialises batches ~4x cheaper."""
+def _sdk_export(
+    export: Callable[[B], E], batch: B, clean: Callable[[B], tuple[B, int]], what: str
+) -> E:
+    """The SDK's whole ``export`` of ``batch``, cleaned first.
 
-    def __init__(self, **kwargs: Any) -> None:
+    Only for an SDK whose private parts we do not know. Its ``export`` swallows an
+    encoding error, and its encoder leaves out an attribute it cannot encode, so there
+    is nothing to retry on: the batch is cleaned up front (copies only where needed).
+    """
+    cleaned, changed = clean(batch)
+    if changed:
+        report_cleaned(what, changed)
+    return export(cleaned)
+
+
+def _stock_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    data: bytes = encode_spans(spans).SerializePartialToString()  # as the SDK exporter does
+    return data
+
+
+def _stock_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
+    data: bytes = encode_logs(batch).SerializeToString()
+    return data
+
+
+class LeanHttpSpanExporter(OTLPSpanExporter):
+    """``OTLPSpanExporter`` (HTTP/protobuf) that serialises batches ~4x cheaper.
+
+    Args:
+        lean: False encodes with the SDK's encoder (still sent by the SDK's client).
+        **kwargs: The SDK exporter's own arguments.
+    """
+
+    def __init__(self, *, lean: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lean = SpanEncoder()
+        self._lean = SpanEncoder() if lean else None
         self._lean_ok = _usable(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Encode ``spans`` with the lean encoder and send them with the SDK's client."""
-        if not self._lean_ok or getattr(self, "_shutdown", False):
+        if getattr(self, "_shutdown", False):
             return super().export(spans)
-        try:
-            data = self._lean.encode(spans)
-        except Exception:  # an attribute shape we did not foresee: the SDK knows best
-            _log.debug("lean span encoding failed; using the SDK encoder", exc_info=True)
-            return super().export(spans)
+        if not self._lean_ok:
+            return _sdk_export(super().export, spans, clean_spans, "spans")
+        data = None
+        if self._lean is not None:
+            try:
+                data = self._lean.encode(spans)
+            except Exception:  # an attribute shape we did not foresee: the SDK knows best
+                _log.debug("lean span encoding failed; using the SDK encoder", exc_info=True)
+        if data is None:
+            try:
+                data = encode_or_clean(_stock_spans, spans, clean_spans, "spans")
+            except Exception:
+                return super().export(spans)  # the SDK logs why
         ok = _send(self, data, len(spans))
         if ok is None:
             return super().export(spans)
@@ -69,23 +126,66 @@ class LeanHttpSpanExporter(OTLPSpanExporter):
 
 
 class LeanHttpLogExporter(OTLPLogExporter):
-    """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder."""
+    """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder (``lean`` as for spans)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, lean: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lean = SpanEncoder()
+        self._lean = SpanEncoder() if lean else None
         self._lean_ok = _usable(self)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Encode ``batch`` with the lean encoder and send it with the SDK's client."""
-        if not self._lean_ok or getattr(self, "_shutdown", False):
+        if getattr(self, "_shutdown", False):
             return super().export(batch)
-        try:
-            data = self._lean.encode_logs(batch)
-        except Exception:
-            _log.debug("lean log encoding failed; using the SDK encoder", exc_info=True)
-            return super().export(batch)
+        if not self._lean_ok:
+            return _sdk_export(super().export, batch, clean_logs, "log records")
+        data = None
+        if self._lean is not None:
+            try:
+                data = self._lean.encode_logs(batch)
+            except Exception:
+                _log.debug("lean log encoding failed; using the SDK encoder", exc_info=True)
+        if data is None:
+            try:
+                data = encode_or_clean(_stock_logs, batch, clean_logs, "log records")
+            except Exception:
+                return super().export(batch)
         ok = _send(self, data, len(batch))
         if ok is None:
             return super().export(batch)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+
+class HttpMetricExporter(OTLPMetricExporter):
+    """``OTLPMetricExporter`` (HTTP/protobuf) that delivers points holding bad text.
+
+    The SDK's encoder, its batching and its client; only the encoding step is ours, so
+    that a point with a lone surrogate is cleaned instead of failing the whole export.
+    """
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        """Encode ``metrics_data`` (cleaned if it must be) and send it in batches."""
+        split = getattr(_sdk_metrics, "_split_metrics_data", None)
+        if getattr(self, "_shutdown", False):
+            return super().export(metrics_data, timeout_millis, **kwargs)
+        if split is None or not hasattr(self, "_export_batch"):  # another SDK version
+            return _sdk_export(
+                lambda d: super(HttpMetricExporter, self).export(d, timeout_millis, **kwargs),
+                metrics_data,
+                clean_metrics,
+                "metric points",
+            )
+        try:
+            request = encode_or_clean(encode_metrics, metrics_data, clean_metrics, "metric points")
+        except Exception:
+            return super().export(metrics_data, timeout_millis, **kwargs)  # the SDK logs why
+        size: int | None = getattr(self, "_max_export_batch_size", None)
+        if size is None:
+            result: MetricExportResult = self._export_batch(request)
+            return result
+        for batch in split(request, size):
+            if self._export_batch(batch) is not MetricExportResult.SUCCESS:
+                return MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS

@@ -34,6 +34,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import Aggregation
 
+from otel._internal.text import FFFD, report_cleaned
+
 _log = logging.getLogger("otel.prometheus")
 
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -272,7 +274,13 @@ def render(data: MetricsData | None, openmetrics: bool) -> bytes:
         lines.extend(fam.lines)
     if openmetrics:
         lines.append("# EOF")
-    return ("\n".join(lines) + "\n").encode()
+    text = "\n".join(lines) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate in a label value or HELP text: U+FFFD, not a failed scrape.
+        report_cleaned("Prometheus scrapes", 1)
+        return text.encode("utf-8", FFFD)
 
 
 def wants_openmetrics(accept: str | None) -> bool:

@@ -8,6 +8,11 @@ each repeated scalar ``key=value`` pair. Resources and scopes are encoded once p
 with the SDK's own encoder; anything unusual (events, links, list or bytes values, ints
 outside int64) goes through the SDK's encoder too, so the output is the same message:
 ``tests/unit/test_lib_otlp_wire.py`` parses both and compares them.
+
+Text UTF-8 cannot encode (a lone surrogate) makes ``str.encode`` raise, and
+:func:`~otel._internal.text.require_clean` raise for what goes to the SDK's encoder
+(which would silently leave a bad attribute out); the batch is then cleaned (copies,
+U+FFFD per bad code point) and encoded again. A normal batch pays nothing for it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import (
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
+
+from otel._internal.text import clean_logs, clean_spans, encode_or_clean, require_clean
 
 _FIXED64 = Struct("<Q")
 _FIXED32 = Struct("<I")
@@ -139,11 +146,15 @@ class SpanEncoder:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
         events = span.events
         if events:  # rare on request spans: the SDK's encoder is fine here
+            for e in events:
+                require_clean(e.attributes, e.name)
             parts += [_field(0x5A, e.SerializeToString()) for e in _encode_events(events) or ()]
         if span.dropped_events:
             parts.append(b"\x60" + _varint(span.dropped_events))
         links = span.links
         if links:
+            for link in links:
+                require_clean(link.attributes)
             parts += [_field(0x6A, x.SerializeToString()) for x in _encode_links(links) or ()]
         if span.dropped_links:
             parts.append(b"\x70" + _varint(span.dropped_links))
@@ -159,10 +170,16 @@ class SpanEncoder:
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialized ``ExportTraceServiceRequest`` for ``spans``."""
-        return self._group(spans, self._span)
+        return encode_or_clean(self._encode_spans, spans, clean_spans, "spans", raises=True)
 
     def encode_logs(self, records: Sequence[ReadableLogRecord]) -> bytes:
         """The serialized ``ExportLogsServiceRequest`` for ``records``."""
+        return encode_or_clean(self._encode_logs, records, clean_logs, "log records", raises=True)
+
+    def _encode_spans(self, spans: Sequence[ReadableSpan]) -> bytes:
+        return self._group(spans, self._span)
+
+    def _encode_logs(self, records: Sequence[ReadableLogRecord]) -> bytes:
         return self._group(records, self._log)
 
     def _log(self, readable: ReadableLogRecord) -> bytes:
@@ -215,8 +232,11 @@ class SpanEncoder:
             )
         out = []
         for resource, by_scope in groups.items():
+            require_clean(resource.attributes)
             body = [_field(0x0A, _encode_resource(resource).SerializeToString())]
             for scope, encoded in by_scope.items():
+                if scope is not None:
+                    require_clean(scope.attributes, scope.name, scope.version)
                 scope_body = [
                     _field(0x0A, _encode_instrumentation_scope(scope).SerializeToString()),
                     *encoded,

@@ -168,3 +168,50 @@ def test_log_records_same_message_as_the_sdk_encoder() -> None:
     for _ in range(2):
         ours = ExportLogsServiceRequest.FromString(encoder.encode_logs(records))
         assert ours == encode_logs(records)
+
+
+def _bad_text_spans() -> list[ReadableSpan]:
+    """The spans above, and one with a lone surrogate in every text field."""
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": "gw", "team": "desk\udcff"}))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("orders\ud800")
+    with tracer.start_as_current_span(
+        "bad \ud800 name",
+        attributes={"v\udc00": "x\ud800y", "list": ["ok", "a\udfffb"], "n": 1},
+        links=[Link(SpanContext(1, 2, is_remote=True), {"l\udc00": "w"})],
+    ) as span:
+        span.add_event("ev\ud800", {"e\udc00": "f\ud800"})
+        span.set_status(StatusCode.ERROR, "status \ud800")
+    provider.shutdown()
+    return _spans() + list(mem.get_finished_spans())
+
+
+def test_bad_text_gives_the_same_message_on_both_paths() -> None:
+    from otel._internal.lean_exporter import _stock_logs, _stock_spans
+    from otel._internal.text import clean_logs, clean_spans, encode_or_clean
+
+    spans = _bad_text_spans()
+    lean = ExportTraceServiceRequest.FromString(SpanEncoder().encode(spans))
+    stock = encode_or_clean(_stock_spans, spans, clean_spans, "spans")
+    assert lean == ExportTraceServiceRequest.FromString(stock)
+    bad = lean.resource_spans[-1].scope_spans[0].spans[0]
+    assert bad.name == "bad \ufffd name"
+    assert len([s for rs in lean.resource_spans for ss in rs.scope_spans for s in ss.spans]) == 9
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    mem = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource({"service.name": "gw"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    provider.get_logger("direct").emit(
+        body={"k\udc00": ["a\ud800", 1]}, attributes={"a\ud800": "b"}, event_name="e\ud800"
+    )
+    provider.shutdown()
+    records = _log_records() + list(mem.get_finished_logs())
+    lean_logs = ExportLogsServiceRequest.FromString(SpanEncoder().encode_logs(records))
+    stock_logs = encode_or_clean(_stock_logs, records, clean_logs, "log records")
+    assert lean_logs == ExportLogsServiceRequest.FromString(stock_logs)
+    assert sum(len(sl.log_records) for rl in lean_logs.resource_logs for sl in rl.scope_logs) == 6

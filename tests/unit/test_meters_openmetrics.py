@@ -5,6 +5,7 @@ Naming tests run against what the endpoint actually serves, not only the declara
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -254,4 +255,38 @@ def test_label_values_and_help_are_escaped(om: bool) -> None:
     families = {f.name: f for f in parse(body.decode())}
     assert families["jobs"].samples[0].labels["v"] == nasty
     assert {s.labels["v"] for s in families["waits_seconds"].samples} == {nasty}
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("om", [True, False], ids=["openmetrics", "text"])
+def test_bad_text_is_served_as_fffd_beside_the_good_series(
+    om: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lone surrogate (surrogateescape decoding of a bad byte) cannot be UTF-8 encoded;
+    # it used to fail the whole scrape with a 500.
+    from opentelemetry.sdk.resources import Resource
+
+    ep = PrometheusEndpoint("127.0.0.1", 0)
+    resource = Resource({"service.name": "gw", "team": "desk\udcff1"})
+    provider = MeterProvider(metric_readers=[ep], resource=resource, views=histogram_views())
+    meter = provider.get_meter("t")
+    jobs = meter.create_counter("jobs", description="help \ud800")
+    jobs.add(1, {"v": "good"})
+    jobs.add(1, {"v\udc00": "bad \ud800 value", "list": ["a\udfff", "b"]})
+    with TracerProvider().get_tracer("t").start_as_current_span("s"):
+        meter.create_histogram("waits", unit="s").record(0.3, {"v": "x\ud800"})
+    with caplog.at_level(logging.WARNING, "otel.exporters"):
+        body, _ = ep.scrape(OM_ACCEPT if om else None)
+    text = body.decode("utf-8")  # strict: the body is valid UTF-8
+    families = {f.name: f for f in (parse_openmetrics if om else parse_text)(text)}
+    labels = [s.labels for s in families["jobs"].samples if s.name.startswith("jobs")]
+    assert {"v": "good", "otel_scope_name": "t"} in labels
+    assert {"v_": "bad \ufffd value", "list": "[a\ufffd,b]", "otel_scope_name": "t"} in labels
+    assert families["jobs"].documentation == "help \ufffd"
+    assert "desk\ufffd1" in text
+    waits = [s for s in families["waits_seconds"].samples if s.labels.get("v") == "x\ufffd"]
+    assert waits
+    if om:  # the exemplar is still on its bucket
+        assert [s for s in waits if s.exemplar is not None]
+    assert len([r for r in caplog.records if r.name == "otel.exporters"]) <= 1
     provider.shutdown()
