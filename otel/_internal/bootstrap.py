@@ -20,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import sampling as samp
 
-from otel._internal import exporters
+from otel._internal import envguard, exporters, scrub
 from otel._internal.http_server import DURATION_BUCKETS
 from otel._internal.instrumentation import DB_DURATION_BUCKETS
 from otel._internal.resource import build_resource
@@ -179,7 +179,12 @@ def build(
     tracer_provider = TracerProvider(
         resource=resource, sampler=make_sampler(settings), shutdown_on_exit=False
     )
-    for processor in [*exporters.span_processors(settings), *extra_span_processors]:
+    # The scrubbers come first: later processors may hand the span/record to another thread.
+    for processor in [
+        scrub.span_scrubber(),
+        *exporters.span_processors(settings),
+        *extra_span_processors,
+    ]:
         tracer_provider.add_span_processor(processor)
     readers = [*exporters.metric_readers(settings), *extra_metric_readers]
     meter_provider = MeterProvider(
@@ -193,14 +198,14 @@ def build(
     log_processors = [*exporters.log_processors(settings), *extra_log_processors]
     if log_processors:
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        for lp in log_processors:
+        for lp in [scrub.LogScrubber(), *log_processors]:
             logger_provider.add_log_record_processor(lp)
     return Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, readers)
 
 
 def instrument(telemetry: Telemetry) -> None:
     """Wire ``telemetry`` into FastAPI, the client libraries and logging."""
-    from otel._internal import http_server
+    from otel._internal import http_server, sanitize
     from otel._internal.instrumentation import instrument_libraries
     from otel._internal.logs import setup_logging
 
@@ -218,6 +223,7 @@ def instrument(telemetry: Telemetry) -> None:
         excluded=s.excluded_paths_regex(),
         operation_spans=s.fastapi_operation_spans,
     )
+    telemetry.undo.append(sanitize.set_sensitive_params(s.redact_query_params))
     telemetry.undo.append(http_server.install(server))
     telemetry.undo.append(
         instrument_libraries(telemetry.tracer_provider, telemetry.meter_provider, disabled)
@@ -254,6 +260,7 @@ def configure(
         The live :class:`Telemetry`, or None when OTEL_SDK_DISABLED=true or setup failed.
     """
     global _current, _state
+    envguard.guard()
     with _lock:
         if _state != "new":
             # After a fork the providers are inherited; resource.py has already given

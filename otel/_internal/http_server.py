@@ -29,6 +29,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
+from otel._internal import sanitize
 from otel._internal.fastpath import CachedRecorder
 from otel._internal.sanitize import sanitize_message
 
@@ -53,21 +54,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PLAIN_QUERY = re.compile(
     rb"[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*(?:&[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*)*"
 )
-_PLAIN_KEY = re.compile(r"(?:^|&)([^=&]+)=")
 
 
 def _query(raw: bytes) -> str:
-    # Same redaction list as FastAPI's native telemetry (semconv's sensitive params).
-    secret = fastapi_asgi._SENSITIVE_QUERY_PARAMETERS
+    # FastAPI's encoding of url.query (parse, mask, re-encode), with our wider list of
+    # sensitive names (sanitize.SENSITIVE_QUERY_PARAMS plus the configured ones).
     if _PLAIN_QUERY.fullmatch(raw):
         # Nothing to decode or re-encode (no '%', no blank pairs), so the round trip
         # through parse_qsl/urlencode would return the same text: skip it (~15 us)
-        # unless a key needs redacting. '+' decodes to a space, which no secret name has.
-        text = raw.decode("ascii")
-        if secret.isdisjoint(_PLAIN_KEY.findall(text)):
-            return text
+        # unless a key needs masking, which one case-insensitive search tells.
+        return sanitize.redact_query(raw.decode("ascii"))
+    names = sanitize.sensitive_params()
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, "REDACTED" if k in secret else v) for k, v in pairs])
+    return urlencode([(k, sanitize.MASK if k.lower() in names else v) for k, v in pairs])
 
 
 class ServerTelemetry:

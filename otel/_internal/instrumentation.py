@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
 
-from otel._internal.sanitize import redis_key_shape, sanitize_message, sanitize_sql
+from otel._internal.sanitize import redact_url, redis_key_shape, sanitize_message, sanitize_sql
 
 _log = logging.getLogger("otel.config")
 Undo = Callable[[], None]
@@ -156,12 +156,42 @@ def instrument_redis(tracer_provider: TracerProvider, meter_provider: MeterProvi
     return lambda: instrumentor.uninstrument()
 
 
+#: Where contrib's httpx instrumentation records the request URL (new and old semconv).
+_URL_ATTRIBUTES = ("url.full", "http.url")
+
+
+def _mask_client_url(span: Span, request: Any) -> None:
+    # Contrib masks only semconv's four signed-URL parameters (redact_url); ours is the
+    # wider, configurable list. The span already holds the URL: rewrite it in place.
+    attributes = getattr(span, "attributes", None)
+    if not attributes or not span.is_recording():
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            masked = redact_url(value)
+            if masked != value:
+                span.set_attribute(key, masked)
+
+
+async def _mask_client_url_async(span: Span, request: Any) -> None:
+    _mask_client_url(span, request)
+
+
 def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> Undo:
-    """Trace httpx calls and propagate the trace context to the called service."""
+    """Trace httpx calls and propagate the trace context to the called service.
+
+    Sensitive query values in ``url.full`` are masked (``sanitize.redact_url``).
+    """
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     instrumentor = HTTPXClientInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        request_hook=_mask_client_url,
+        async_request_hook=_mask_client_url_async,
+    )
     return lambda: instrumentor.uninstrument()
 
 

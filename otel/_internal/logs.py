@@ -12,7 +12,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider
 
+from otel._internal.sanitize import redact_pairs
 from otel._internal.settings import Settings
+from otel._internal.text import clean_text
 
 #: Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -46,7 +48,8 @@ class JsonFormatter(logging.Formatter):
             "ts": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            # The line leaves the process through a log shipper: mask secrets here too.
+            "msg": redact_pairs(record.getMessage()),
         }
         out.update(trace_fields())
         for key, value in vars(record).items():
@@ -55,7 +58,9 @@ class JsonFormatter(logging.Formatter):
                     value if type(value) in _PLAIN or isinstance(value, _SCALARS) else repr(value)
                 )
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact_pairs(self.formatException(record.exc_info))
+        # ensure_ascii: the line is ASCII, so a lone surrogate cannot fail the stream; it
+        # stays a \udXXXX escape, which Go's JSON decoder (collector, Loki) reads as U+FFFD.
         return _encode(out)
 
 
@@ -63,13 +68,15 @@ class ConsoleFormatter(logging.Formatter):
     """A readable line for a terminal, with the trace context at the end."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        message = redact_pairs(record.getMessage())
+        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {message}"
         ids = trace_fields()
         if ids:
             line += f" trace_id={ids['trace_id']} span_id={ids['span_id']}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            line += "\n" + redact_pairs(self.formatException(record.exc_info))
+        # A lone surrogate would make the stream's write raise and lose the line.
+        return line if line.isascii() else clean_text(line)
 
 
 #: The last whole second formatted, and its text; swapped as one tuple, so threads agree.

@@ -5,12 +5,16 @@ The binary's `validate` step is covered in tests/integration/test_collector_conf
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from otel._internal.collector.config import MergedConfig, load
 from otel._internal.collector.lint import Finding, LintInputError, lint, overlay_hint
+from otel._internal.sanitize import MASK, SENSITIVE_QUERY_PARAMS
+from otel._internal.servers.collector import ROLES, role_files
 
 GOOD = """\
 extensions:
@@ -296,3 +300,85 @@ def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Pa
         "sending_queue is missing"
         in only(run(write(tmp_path, missing)), "exporter-retry-queue").message
     )
+
+
+# --- the shipped configs: secrets masked in every pipeline ------------------------------
+
+SECRETS_PROCESSOR = "transform/secrets"
+_OTTL_STRING = re.compile(r'"((?:\\.|[^\\"])*)"')
+
+
+def shipped(role: str) -> MergedConfig:
+    return load(role_files(role), {})
+
+
+def secret_statements() -> list[str]:
+    cfg = shipped("local").get("processors", SECRETS_PROCESSOR)
+    return [
+        statement
+        for key in ("trace_statements", "log_statements", "metric_statements")
+        for group in cfg[key]
+        for statement in group["statements"]
+    ]
+
+
+def ottl_strings(statement: str) -> list[str]:
+    # The collector turns `$$` into `$`; OTTL unquotes `\\` into `\` (no other escapes here).
+    return [s.replace("\\\\", "\\") for s in _OTTL_STRING.findall(statement.replace("$$", "$"))]
+
+
+def secret_pattern() -> re.Pattern[str]:
+    patterns = {ottl_strings(s)[-2] for s in secret_statements()}
+    assert len(patterns) == 1, "every transform/secrets statement must use the same pattern"
+    return re.compile(patterns.pop())
+
+
+def test_secret_statements_cover_every_place_and_write_the_library_mask() -> None:
+    statements = secret_statements()
+    for target in ("resource.attributes", "span.attributes", "span.status.message", "span.name",
+                   "spanevent.attributes", "log.attributes", "log.body",
+                   "datapoint.attributes"):  # fmt: skip
+        assert any(f"({target}," in s for s in statements), target
+    assert {ottl_strings(s)[-1] for s in statements} == {"${1}" + MASK}
+
+
+EXTRA_NAMES = ["API_KEY", "X-Api-Key", "client_secret", "refresh_token", "api%5Fkey"]
+
+
+@pytest.mark.parametrize("name", [*sorted(SENSITIVE_QUERY_PARAMS), *EXTRA_NAMES])
+def test_secret_pattern_masks_what_the_library_masks_and_keeps_the_name(name: str) -> None:
+    pattern = secret_pattern()
+
+    def mask(text: str) -> str:
+        # Go's ${1} is Python's \g<1>.
+        return pattern.sub(lambda m: m.group(1) + MASK, text)
+
+    assert mask(f"a=1&{name}=CANARY9&b=2") == f"a=1&{name}={MASK}&b=2"
+    assert mask(f"/p?{name}=CANARY9") == f"/p?{name}={MASK}"
+    assert mask(f'{{"{name}": "CANARY9"}}') == f'{{"{name}": "{MASK}"}}'
+    assert mask(f"{{'{name}': 'CANARY9', 'n': 1}}") == f"{{'{name}': '{MASK}', 'n': 1}}"
+    assert mask(f"header {name}: CANARY9 sent") == f"header {name}: {MASK} sent"
+
+
+@pytest.mark.parametrize(
+    "text", ["symbol=AAPL&side=buy&qty=5", "monkey=1&turkey=2", "signal: buy", "http://h:4318/v1"]
+)
+def test_secret_pattern_leaves_other_pairs_alone(text: str) -> None:
+    assert secret_pattern().search(text) is None
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_every_otlp_pipeline_masks_secrets_before_anything_else_sees_them(role: str) -> None:
+    pipelines = shipped(role).get("service", "pipelines")
+    for name, body in pipelines.items():
+        if "otlp" not in body["receivers"]:
+            continue  # host metrics or a connector's output: already masked upstream
+        procs = body["processors"]
+        assert procs[:1] == ["memory_limiter"], (role, name)
+        assert SECRETS_PROCESSOR in procs and "redaction" in procs, (role, name)
+        # Before sampling, span metrics and label selection read the data.
+        assert (
+            procs.index(SECRETS_PROCESSOR)
+            < procs.index("redaction")
+            <= 2 + ("resource_detection" in procs)
+        ), (role, name, procs)

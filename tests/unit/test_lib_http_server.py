@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 
 from otel._internal import http_server
+from otel._internal.sanitize import MASK, SENSITIVE_QUERY_PARAMS, set_sensitive_params
 from tests.fixtures.lib import MemoryTelemetry, memory_telemetry
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -273,7 +274,58 @@ def test_url_query_fast_path_matches_the_parse_and_encode_round_trip(raw: bytes)
 
     from fastapi.telemetry import _asgi
 
-    secret = _asgi._SENSITIVE_QUERY_PARAMETERS
+    # Every name FastAPI masks, we mask too (case-insensitively, plus our own list).
+    secret = {k.lower() for k in _asgi._SENSITIVE_QUERY_PARAMETERS} | SENSITIVE_QUERY_PARAMS
+    assert secret == SENSITIVE_QUERY_PARAMS
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    expected = urlencode([(k, "REDACTED" if k in secret else v) for k, v in pairs])
+    expected = urlencode([(k, MASK if k.lower() in secret else v) for k, v in pairs])
     assert http_server._query(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"api_key=CANARYKEY444&token=CANARYTOK555", "api_key=REDACTED&token=REDACTED"),
+        (b"API_KEY=a&qty=5&Sig=b&qty=6", "API_KEY=REDACTED&qty=5&Sig=REDACTED&qty=6"),
+        (b"api%5Fkey=a&token=b&token=c", "api_key=REDACTED&token=REDACTED&token=REDACTED"),
+        (b"password=p%20w&apikey=x&access_token=y",
+         "password=REDACTED&apikey=REDACTED&access_token=REDACTED"),
+        (b"secret&signature=s&key=", "secret=REDACTED&signature=REDACTED&key=REDACTED"),
+        (b"monkey=1&keys=2&tokens=3", "monkey=1&keys=2&tokens=3"),
+    ],
+)  # fmt: skip
+def test_url_query_masks_sensitive_values_and_keeps_names(raw: bytes, expected: str) -> None:
+    assert http_server._query(raw) == expected
+
+
+async def test_configured_query_params_are_masked_on_the_server_span(
+    memtel: MemoryTelemetry,
+) -> None:
+    undo = set_sensitive_params(["Account_Ref"])
+    try:
+        await send_all(
+            make_app(),
+            [("GET", "/orders/7?account_ref=ACC-1&api_key=K-1&qty=5", {}, None)],
+        )
+    finally:
+        undo()
+    (span,) = server_spans(memtel)
+    assert span.attributes["url.query"] == "account_ref=REDACTED&api_key=REDACTED&qty=5"
+    assert http_server._query(b"account_ref=x") == "account_ref=x"  # undone
+
+
+@pytest.mark.parametrize("key", ["url.full", "http.url"])
+def test_httpx_client_span_url_is_masked_by_the_request_hook(key: str) -> None:
+    # Contrib calls the hook with the span already holding the URL it recorded.
+    from otel._internal.instrumentation import _mask_client_url
+
+    mt = memory_telemetry()
+    tracer = mt.telemetry.tracer_provider.get_tracer("test")
+    url = "http://broker:8005/api/v1/orders?api_key=CK1&qty=5&X-Amz-Signature=S2"
+    with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes={key: url}) as span:
+        _mask_client_url(span, None)
+    (finished,) = mt.spans.get_finished_spans()
+    assert finished.attributes[key] == (
+        "http://broker:8005/api/v1/orders?api_key=REDACTED&qty=5&X-Amz-Signature=REDACTED"
+    )
+    mt.telemetry.shutdown(5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +115,31 @@ def test_per_request_http_client_lines_stay_out_unless_asked_for(
         httpx_log.setLevel(saved[0])
         root.setLevel(saved[1])
     assert [r.log_record.body for r in mt.logs.get_finished_logs()] == shipped
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter, ConsoleFormatter])
+def test_a_lone_surrogate_does_not_fail_the_stream(formatter: type[logging.Formatter]) -> None:
+    # surrogateescape decoding of a bad byte puts a lone surrogate in a message; a strict
+    # UTF-8 stream (stdout in a UTF-8 locale) cannot write it.
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter())
+    failures: list[logging.LogRecord] = []
+    handler.handleError = failures.append  # type: ignore[method-assign]
+    rec = record("order %s \ud800 placed", "o-\udcff")
+    rec.symbol = "A\udc00PL"
+    try:
+        raise ValueError("boom \ud800")
+    except ValueError:
+        rec.exc_info = sys.exc_info()
+    handler.handle(rec)
+    handler.handle(record())  # the next line is written too
+    assert failures == []
+    lines = raw.getvalue().decode("utf-8")
+    assert lines.count("\n") >= 2 and "order o-1 placed" in lines
+    if formatter is ConsoleFormatter:
+        assert "order o-\ufffd \ufffd placed" in lines and "boom \ufffd" in lines
+    else:  # ASCII JSON: the escape survives, and parses
+        first = json.loads(lines.splitlines()[0])
+        assert first["msg"] == "order o-\udcff \ud800 placed" and first["symbol"] == "A\udc00PL"
