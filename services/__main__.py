@@ -2,6 +2,9 @@
 
 Names and default ports follow docs/local-stack.md. ``OTEL_SERVICE_NAME`` defaults to the
 service's name; everything else comes from the environment (see docs/services.md).
+
+A bad risk or limit setting stops the process before it binds its port: one message on
+stderr naming the variable and the value, and the exit status ``EX_CONFIG`` (78).
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
 from otel._internal.procs import free_port
+from services.common.config import EX_CONFIG, ServiceSettings, SettingsError
 
 #: name -> (default port, import path of its app factory)
 SERVICES: dict[str, tuple[int, str]] = {
@@ -26,11 +31,11 @@ SERVICES: dict[str, tuple[int, str]] = {
 }
 
 
-def _factory(name: str) -> Callable[[], FastAPI]:
+def _factory(name: str) -> Callable[[ServiceSettings], FastAPI]:
     import importlib
 
     module = importlib.import_module(SERVICES[name][1])
-    factory: Callable[[], FastAPI] = module.create_app
+    factory: Callable[[ServiceSettings], FastAPI] = module.create_app
     return factory
 
 
@@ -42,12 +47,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     port = args.port or SERVICES[args.name][0]
     os.environ.setdefault("OTEL_SERVICE_NAME", args.name)
-    app = _factory(args.name)()
+    # Read before uvicorn binds the port or runs the lifespan: a refused limit never
+    # serves a request nor reports ready, and the user gets one line, not a traceback.
+    try:
+        settings = ServiceSettings.from_env()
+    except SettingsError as exc:
+        print(f"{args.name}: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from None
+    app = _factory(args.name)(settings)
     if args.name == "broker-simulator":
         from services.broker.server import BrokerServer
-        from services.common.config import ServiceSettings
 
-        server = BrokerServer(app, ServiceSettings.from_env(), args.host, port, free_port())
+        server = BrokerServer(app, settings, args.host, port, free_port())
         asyncio.run(server.serve())
         return
     uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)

@@ -43,12 +43,12 @@ def test_slippage_in_basis_points() -> None:
     assert slippage_bps(100.0, 100.05) == pytest.approx(5.0)
 
 
-def test_settings_from_env_and_bad_values_fall_back(caplog: pytest.LogCaptureFixture) -> None:
+def test_settings_from_env_and_bad_tunables_fall_back(caplog: pytest.LogCaptureFixture) -> None:
     env = {
         "TRADING_OTEL_SYMBOLS": "aapl, msft,,",
         "TRADING_OTEL_BREAKER_ERRORS": "3",
-        "TRADING_OTEL_MAX_POSITION": "-5",
         "TRADING_OTEL_FEED_INTERVAL": "fast",
+        "TRADING_OTEL_BROKER_LATENCY_MS": "-5",
         "TRADING_OTEL_BROKER_URL": "http://broker:8005/",
     }
     with caplog.at_level(logging.WARNING, logger="services.config"):
@@ -56,10 +56,11 @@ def test_settings_from_env_and_bad_values_fall_back(caplog: pytest.LogCaptureFix
     assert s.symbols == ("AAPL", "MSFT")
     assert s.breaker_errors == 3
     assert s.broker_url == "http://broker:8005"
-    assert s.max_position == ServiceSettings().max_position
     assert s.feed_interval_s == ServiceSettings().feed_interval_s
+    assert s.broker_latency_ms == ServiceSettings().broker_latency_ms
     text = caplog.text
-    assert "TRADING_OTEL_MAX_POSITION='-5'" in text and "TRADING_OTEL_FEED_INTERVAL='fast'" in text
+    assert "TRADING_OTEL_FEED_INTERVAL='fast'" in text
+    assert "TRADING_OTEL_BROKER_LATENCY_MS='-5'" in text
 
 
 def test_fault_parameters_are_checked() -> None:
