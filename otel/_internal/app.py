@@ -1,11 +1,16 @@
-"""``instrument_app``: per-app control over the single server-span path."""
+"""``instrument_app``: per-app control over the single server-span path.
+
+FastAPI is imported when an app is instrumented, not with ``otel``: services that do not
+serve HTTP never load it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class AppInstrumentation:
@@ -16,7 +21,9 @@ class AppInstrumentation:
 
     def uninstrument(self) -> None:
         """Stop server telemetry for this app (other apps are unaffected)."""
-        config: dict[str, Any] = self.app._telemetry  # type: ignore[assignment]
+        from otel._internal.server_middleware import app_config
+
+        config = app_config(self.app)
         config["tracing"] = config["metrics"] = config["logs"] = False
 
     def __enter__(self) -> AppInstrumentation:
@@ -47,6 +54,10 @@ def instrument_app(
     Raises:
         TypeError: ``app`` is not a FastAPI application.
     """
+    from fastapi import FastAPI
+
+    from otel._internal.server_middleware import app_config
+
     if not isinstance(app, FastAPI):
         raise TypeError(
             f"instrument_app() needs a fastapi.FastAPI app, got {type(app).__name__}; "
@@ -55,7 +66,7 @@ def instrument_app(
     from otel._internal.bootstrap import configure
 
     configure()
-    config: dict[str, Any] = app._telemetry  # type: ignore[assignment]
+    config = app_config(app)
     config["tracing"] = config["metrics"] = True
     if exclude is not None:
         config["exclude"] = exclude

@@ -42,26 +42,31 @@ def make_sampler(settings: Settings) -> samp.Sampler:
     }[settings.sampler]
 
 
-def latency_views() -> list[View]:
+def latency_views(lean: bool = True) -> list[View]:
     """Second-scale buckets for every latency histogram, ours and the instrumentations'.
 
     The SDK's default boundaries (0, 5, 10, 25 ... 10000) are millisecond-scale: a
     0.12 s latency would land in ``le="5"``.
+
+    Args:
+        lean: Our exemplar reservoir; False keeps the SDK's (TRADING_OTEL_LEAN_METRICS).
     """
     from otel._internal.fastpath import lean_reservoir_factory
     from otel._internal.meters import histogram_views
+
+    # Same exemplars as the SDK's aligned reservoir (last value per bucket), with the
+    # span context read at collection instead of on every record.
+    reservoir = lean_reservoir_factory if lean else None  # None: the SDK default
 
     def seconds(name: str, buckets: Sequence[float]) -> View:
         return View(
             instrument_name=name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=tuple(buckets)),
-            # Same exemplars as the SDK's aligned reservoir (last value per bucket),
-            # with the span context read at collection instead of on every record.
-            exemplar_reservoir_factory=lean_reservoir_factory,
+            exemplar_reservoir_factory=reservoir,
         )
 
     return [
-        *histogram_views(),
+        *histogram_views(lean),
         seconds("http.server.request.duration", DURATION_BUCKETS),
         seconds("http.client.request.duration", DURATION_BUCKETS),
         seconds("db.client.operation.duration", DB_DURATION_BUCKETS),
@@ -190,10 +195,14 @@ def build(
     meter_provider = MeterProvider(
         metric_readers=readers,
         resource=resource,
-        views=latency_views(),
+        views=latency_views(settings.lean_metrics),
         exemplar_filter=TraceBasedExemplarFilter(),
         shutdown_on_exit=False,
     )
+    if not settings.lean_metrics:
+        from otel._internal.fastpath import use_stock_recording
+
+        use_stock_recording(meter_provider)
     logger_provider = None
     log_processors = [*exporters.log_processors(settings), *extra_log_processors]
     if log_processors:
@@ -224,7 +233,7 @@ def instrument(telemetry: Telemetry) -> None:
         operation_spans=s.fastapi_operation_spans,
     )
     telemetry.undo.append(sanitize.set_sensitive_params(s.redact_query_params))
-    telemetry.undo.append(http_server.install(server))
+    telemetry.undo.append(http_server.install(server, lean=s.lean_server))
     telemetry.undo.append(
         instrument_libraries(telemetry.tracer_provider, telemetry.meter_provider, disabled)
     )

@@ -2,6 +2,8 @@
 
 The OTLP exporters read their own ``OTEL_EXPORTER_OTLP_*`` variables (headers,
 compression, certificates); we pass only what Settings validated or had to correct.
+``TRADING_OTEL_LEAN_ENCODER=false`` makes the OTLP/HTTP ones the SDK's stock ``export``
+(batches still cleaned of text UTF-8 cannot hold; see :mod:`otel._internal.lean_exporter`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def span_exporter(name: str, settings: Settings) -> SpanExporter:
         return GrpcSpanExporter(**_otlp_kwargs(export))
     from otel._internal.lean_exporter import LeanHttpSpanExporter
 
-    return LeanHttpSpanExporter(**_otlp_kwargs(export))
+    return LeanHttpSpanExporter(stock=not settings.lean_encoder, **_otlp_kwargs(export))
 
 
 def span_processors(settings: Settings) -> list[BatchSpanProcessor]:
@@ -101,7 +103,9 @@ def metric_exporter(name: str, settings: Settings) -> MetricExporter:
         return GrpcMetricExporter(preferred_temporality=CUMULATIVE, **kwargs)
     from otel._internal.lean_exporter import HttpMetricExporter
 
-    return HttpMetricExporter(preferred_temporality=CUMULATIVE, **kwargs)
+    return HttpMetricExporter(
+        preferred_temporality=CUMULATIVE, stock=not settings.lean_encoder, **kwargs
+    )
 
 
 def metric_readers(settings: Settings) -> list[MetricReader]:
@@ -147,7 +151,7 @@ def log_exporter(name: str, settings: Settings) -> LogRecordExporter:
         return GrpcLogExporter(**_otlp_kwargs(export))
     from otel._internal.lean_exporter import LeanHttpLogExporter
 
-    return LeanHttpLogExporter(**_otlp_kwargs(export))
+    return LeanHttpLogExporter(stock=not settings.lean_encoder, **_otlp_kwargs(export))
 
 
 def log_processors(settings: Settings) -> list[BatchLogRecordProcessor]:

@@ -8,16 +8,19 @@ it). The trading meters already validate attributes once per distinct set, so a
 then feeds them measurements directly: the same aggregation code, the same exemplar filter,
 without the per-call attribute work.
 
-The SDK internals this touches are private. Everything is looked up defensively: if the
-shape is not what 1.45.x has (another SDK version, a proxy or no-op provider, a disabled
-meter), the recorder silently uses the public ``record``/``add``/``set`` instead, so the
-worst case is the SDK's own speed, never a lost or wrong measurement.
+The SDK internals this touches are private. They are looked up on first use, never when
+``otel`` is imported, and defensively: if the shape is not what 1.45.x has (another SDK
+version, a proxy or no-op provider, a disabled meter), the recorder silently uses the
+public ``record``/``add``/``set`` instead, so the worst case is the SDK's own speed, never a
+lost or wrong measurement. ``TRADING_OTEL_LEAN_METRICS=false`` (:func:`use_stock_recording`)
+chooses that public path on purpose.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
@@ -25,21 +28,57 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context, get_current
-from opentelemetry.sdk.metrics._internal.exemplar import (
-    Exemplar,
-    ExemplarReservoir,
-    TraceBasedExemplarFilter,
-)
-from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.sdk.metrics import Exemplar, ExemplarReservoir, TraceBasedExemplarFilter
 from opentelemetry.util.types import Attributes
 
-_hash_attributes: Callable[[Any], Any] | None
-try:  # private: the SDK's attribute key; absent in other versions -> slow path only
-    from opentelemetry.sdk.metrics._internal import _view_instrument_match as _vim
+#: Meter providers built with ``TRADING_OTEL_LEAN_METRICS=false``: their meters record
+#: through the SDK's public instruments only.
+_stock_providers: weakref.WeakSet[Any] = weakref.WeakSet()
 
-    _hash_attributes = _vim._hash_attributes
-except (ImportError, AttributeError):  # pragma: no cover - depends on the installed SDK
-    _hash_attributes = None
+
+def use_stock_recording(meter_provider: object) -> None:
+    """Record every measurement on ``meter_provider`` through the SDK's public API."""
+    _stock_providers.add(meter_provider)
+
+
+def is_lean(meter_provider: object) -> bool:
+    """False when ``meter_provider`` was switched to the SDK's own recording path."""
+    try:
+        return meter_provider not in _stock_providers
+    except TypeError:  # not weak-referenceable: never registered
+        return True
+
+
+class _Internals:
+    """The SDK's private names the pre-bound path uses, looked up on first use, not at import.
+
+    ``hash_attributes`` is the SDK's attribute key (``_view_instrument_match``);
+    ``span_key`` the context key of the current span. Either may be missing in another
+    SDK version: then recorders stay on the public path and the filter check uses
+    ``trace.get_current_span``.
+    """
+
+    resolved = False
+    hash_attributes: Callable[[Any], Any] | None = None
+    span_key: Any = None
+
+    @classmethod
+    def resolve(cls) -> None:
+        if cls.resolved:
+            return
+        cls.resolved = True
+        try:
+            from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
+
+            cls.hash_attributes = vim._hash_attributes
+        except (ImportError, AttributeError):  # pragma: no cover - depends on the SDK
+            cls.hash_attributes = None
+        try:
+            from opentelemetry.trace import propagation
+
+            cls.span_key = propagation._SPAN_KEY
+        except (ImportError, AttributeError):  # pragma: no cover - depends on the API
+            cls.span_key = None
 
 
 class LeanBucketReservoir(ExemplarReservoir):
@@ -126,6 +165,7 @@ class BoundRecorder:
         attributes: The validated attributes; never mutated afterwards.
         non_negative: Whether negative values are invalid (counters, histograms); those go
             to the public method so the SDK warns and drops them as usual.
+        lean: False records every value through the public method (the SDK's own path).
     """
 
     __slots__ = (
@@ -145,12 +185,14 @@ class BoundRecorder:
         method: str,
         attributes: Mapping[str, str],
         non_negative: bool,
+        lean: bool = True,
     ) -> None:
         self.instrument = instrument
         self.attributes = attributes
         self.non_negative = non_negative
         self._public: Callable[[float, Mapping[str, str]], None] = getattr(instrument, method)
-        self._consumer: Any = getattr(instrument, "_measurement_consumer", None)
+        # No consumer: never resolved, so every call takes the public method.
+        self._consumer: Any = getattr(instrument, "_measurement_consumer", None) if lean else None
         self._filter: Any = None
         self._storages: object = None
         self._aggs: tuple[Any, ...] = ()
@@ -173,7 +215,7 @@ class BoundRecorder:
         flt = self._filter
         if flt is _TRACE_BASED:
             # TraceBasedExemplarFilter.should_sample, inlined: it was a third of the call.
-            span: Any = ctx.get(_SPAN_KEY)
+            span: Any = ctx.get(_Internals.span_key)
             try:
                 sample = span is not None and span.get_span_context().trace_flags.sampled
             except AttributeError:
@@ -191,8 +233,10 @@ class BoundRecorder:
             self._resolve()
 
     def _resolve(self) -> None:
+        _Internals.resolve()
+        hash_attributes = _Internals.hash_attributes
         try:
-            if _hash_attributes is None or not self.instrument._is_enabled():
+            if hash_attributes is None or not self.instrument._is_enabled():
                 return
             consumer = self._consumer
             storages = consumer._reader_storages
@@ -210,15 +254,16 @@ class BoundRecorder:
                     attrs = dict(self.attributes)
                     if keys is not None:
                         attrs = {k: v for k, v in attrs.items() if k in keys}
-                    agg = match._attributes_aggregation.get(_hash_attributes(attrs))
+                    agg = match._attributes_aggregation.get(hash_attributes(attrs))
                     if agg is None:
                         return
                     aggs.append(agg)
         except (AttributeError, TypeError):
             return  # not the SDK shape we know: stay on the public path
         self._aggs = tuple(aggs)
+        trace_based = type(exemplar_filter) is TraceBasedExemplarFilter
         self._filter = (
-            _TRACE_BASED if type(exemplar_filter) is TraceBasedExemplarFilter else (exemplar_filter)
+            _TRACE_BASED if trace_based and _Internals.span_key is not None else exemplar_filter
         )
         self._storages = storages
 
@@ -235,9 +280,10 @@ class CachedRecorder:
         method: ``record``, ``add`` or ``set``.
         non_negative: True for histograms and counters.
         max_sets: Bound on cached attribute sets.
+        lean: False records through the public method only (the SDK's own path).
     """
 
-    __slots__ = ("_cache", "_method", "_public", "instrument", "max_sets", "non_negative")
+    __slots__ = ("_cache", "_method", "_public", "instrument", "lean", "max_sets", "non_negative")
 
     def __init__(
         self,
@@ -245,8 +291,10 @@ class CachedRecorder:
         method: str = "record",
         non_negative: bool = True,
         max_sets: int = 2000,
+        lean: bool = True,
     ) -> None:
         self.instrument = instrument
+        self.lean = lean
         self._method = method
         self._public: Callable[[float, Mapping[str, Any]], None] = getattr(instrument, method)
         self.non_negative = non_negative
@@ -262,7 +310,7 @@ class CachedRecorder:
             self._public(value, attributes)
             return
         if bound is None:
-            if len(self._cache) >= self.max_sets:
+            if not self.lean or len(self._cache) >= self.max_sets:
                 self._public(value, attributes)
                 return
             bound = BoundRecorder(

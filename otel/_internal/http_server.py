@@ -11,6 +11,13 @@ logger or header objects. Route names still come from FastAPI's router callback.
 The span and metric follow the same semantic conventions as FastAPI's native
 implementation; ``tests/unit/test_lib_http_server.py`` compares the two attribute by
 attribute.
+
+That lean path rests on FastAPI's private ``fastapi.telemetry`` modules, so nothing here
+imports them at import time: :func:`install` looks them up and checks their shape
+(:func:`_detect`). When they are missing or different, or ``TRADING_OTEL_LEAN_SERVER=false``,
+the *middleware path* applies instead (:mod:`otel._internal.server_middleware`): contrib's
+public ``OpenTelemetryMiddleware`` as the outermost layer of every app's middleware stack,
+which FastAPI itself recognises and then keeps its own telemetry off.
 """
 
 from __future__ import annotations
@@ -22,15 +29,14 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi.telemetry import _api as fastapi_api
-from fastapi.telemetry import _asgi as fastapi_asgi
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
 from otel._internal import sanitize
-from otel._internal.fastpath import CachedRecorder
+from otel._internal.fastpath import CachedRecorder, is_lean
+from otel._internal.native_hooks import Native, detect, exception_type
 from otel._internal.sanitize import sanitize_message
 
 Scope = MutableMapping[str, Any]
@@ -89,6 +95,8 @@ class ServerTelemetry:
     ) -> None:
         from otel import __version__
 
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
         self.tracer: Tracer | None = (
             tracer_provider.get_tracer(SCOPE_NAME, __version__) if tracer_provider else None
         )
@@ -104,7 +112,7 @@ class ServerTelemetry:
                 description="Duration of HTTP server requests.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             )
-            self.duration = CachedRecorder(histogram)
+            self.duration = CachedRecorder(histogram, lean=is_lean(meter_provider))
         self.excluded = excluded
         self.operation_spans = operation_spans
         self._authorities: dict[bytes, dict[str, Any]] = {}
@@ -154,10 +162,12 @@ class ServerTelemetry:
         send: Send,
     ) -> None:
         """Serve one HTTP request with one server span and one duration record."""
+        native = _native
+        assert native is not None  # only the lean path calls this
         tracer = self.tracer if config.get("tracing", True) else None
         duration = self.duration if config.get("metrics", True) else None
         method: str = scope.get("method", "")
-        known = method in fastapi_api._HTTP_METHODS
+        known = method in native.http_methods
         attrs: dict[str, Any] = {
             "url.scheme": scope.get("scheme", "http"),
             "http.request.method": method if known else "_OTHER",
@@ -192,7 +202,7 @@ class ServerTelemetry:
             span = tracer.start_span(
                 span_method, context=parent, kind=SpanKind.SERVER, attributes=span_attrs
             )
-        rt = fastapi_api._RequestTelemetry(
+        rt = native.request_telemetry(
             span=span,
             span_method=span_method,
             tracer=tracer if self.operation_spans else None,
@@ -202,9 +212,7 @@ class ServerTelemetry:
         ctx = parent if parent is not None else otel_context.get_current()
         if span is not None:
             ctx = trace.set_span_in_context(span, ctx)
-        token = otel_context.attach(
-            otel_context.set_value(fastapi_api._REQUEST_TELEMETRY_KEY, rt, ctx)
-        )
+        token = otel_context.attach(otel_context.set_value(native.context_key, rt, ctx))
         started = perf_counter()
         finished = False
 
@@ -221,7 +229,7 @@ class ServerTelemetry:
             if error is not None or rt.status_code is None or rt.status_code >= 500:
                 failure = error or (rt._exceptions[-1] if rt._exceptions else None)
                 attrs["error.type"] = (
-                    fastapi_api._exception_type(failure)
+                    exception_type(failure)
                     if failure is not None
                     else str(rt.status_code or "incomplete_response")
                 )
@@ -284,7 +292,7 @@ class ServerTelemetry:
         try:
             await app(scope, wrapped_receive, wrapped_send)
         except BaseException as exc:
-            fastapi_asgi._exception(scope=scope, exc=exc)
+            native.record_exception(scope=scope, exc=exc)
             finish(exc)
             raise
         finally:
@@ -301,13 +309,18 @@ class ServerTelemetry:
 
 
 _active: ServerTelemetry | None = None
+#: Which path serves ``_active``: "lean" (FastAPI's hook) or "middleware".
+_path = "lean"
+_native: Native | None = None
 _original: tuple[Any, Any] | None = None
 
 
 async def _skip(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     # Same contract as FastAPI's own exclusion: mounted sub-apps must not trace it either.
+    native = _native
+    assert native is not None
     scope["fastapi.telemetry"] = None
-    token = otel_context.attach(otel_context.set_value(fastapi_api._REQUEST_TELEMETRY_KEY, None))
+    token = otel_context.attach(otel_context.set_value(native.context_key, None))
     try:
         await app(scope, receive, send)
     finally:
@@ -315,9 +328,14 @@ async def _skip(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Non
         scope.pop("fastapi.telemetry", None)
 
 
+def _lean_active() -> ServerTelemetry | None:
+    return _active if _path == "lean" else None
+
+
 def _enabled(self: Any) -> bool:
-    active = _active
+    active = _lean_active()
     if active is None:
+        # Not ours (or the middleware path, which FastAPI then sees in the stack).
         assert _original is not None
         return bool(_original[0](self))
     if active.tracer is None and active.duration is None:
@@ -334,7 +352,7 @@ async def _call(
     send: Send,
     legacy_otel: bool = False,
 ) -> None:
-    active = _active
+    active = _lean_active()
     if active is None:
         assert _original is not None
         await _original[1](self, app=app, scope=scope, receive=receive, send=send,
@@ -365,48 +383,86 @@ async def _lifespan(
     and uvicorn exits by re-raising SIGTERM, which skips ``atexit``: without this the
     last metrics (cumulative, exported every minute) would be lost.
     """
-    from anyio.to_thread import run_sync
-
-    from otel._internal import bootstrap
-
-    async def flushing_send(message: Message) -> None:
-        if message["type"] == "lifespan.shutdown.complete":
-            await run_sync(bootstrap.flush)
-        await send(message)
-
     if _active is not None:
         # FASTAPI_OTEL_AUTO_CONFIGURE=true would attach a second set of OTLP exporters
         # to our providers and send everything twice.
         config = {**config, "auto_configure": False}
     await _original_lifespan(config=config, app=app, scope=scope, receive=receive,
-                             send=flushing_send)  # fmt: skip
+                             send=flushing(send))  # fmt: skip
 
 
-def install(telemetry: ServerTelemetry) -> Callable[[], None]:
+def flushing(send: Send) -> Send:
+    """``send`` that exports what is buffered before passing on ``lifespan.shutdown.complete``."""
+
+    async def flushing_send(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            from anyio.to_thread import run_sync
+
+            from otel._internal import bootstrap
+
+            await run_sync(bootstrap.flush)
+        await send(message)
+
+    return flushing_send
+
+
+def _install_lean(native: Native) -> None:
+    global _original, _original_lifespan, _native
+    _native = native
+    if _original is not None:
+        return
+    cls = native.native_telemetry
+    _original = (cls.enabled, cls.__call__)
+    cls.enabled = _enabled
+    cls.__call__ = _call
+    # FastAPI imports this function at call time, so replacing the module attribute
+    # reaches every app, including ones built before configure().
+    _original_lifespan = native.runtime.lifespan
+    native.runtime.lifespan = _lifespan
+
+
+_warned = False
+
+
+def install(telemetry: ServerTelemetry, *, lean: bool = True) -> Callable[[], None]:
     """Make ``telemetry`` the request path of every FastAPI app in this process.
+
+    Args:
+        telemetry: The server spans and durations to produce.
+        lean: Use the lean path through FastAPI's own hook when this FastAPI has the
+            internals it needs (checked now). False, or when they are missing (one
+            warning), uses contrib's public ASGI middleware instead: the same span and
+            metric, at contrib's speed.
 
     Returns:
         A function restoring what was active before (FastAPI's own behaviour at first).
     """
-    global _active, _original, _original_lifespan
-    cls = fastapi_asgi.NativeTelemetry
-    if _original is None:
-        from fastapi.telemetry import _runtime
+    global _active, _path, _warned
+    native = detect() if lean else None
+    if native is not None:
+        _install_lean(native)
+        path = "lean"
+    else:
+        from otel._internal import server_middleware
 
-        _original = (cls.enabled, cls.__call__)
-        cls.enabled = _enabled  # type: ignore[method-assign]
-        cls.__call__ = _call  # type: ignore[method-assign]
-        # FastAPI imports this function at call time, so replacing the module attribute
-        # reaches every app, including ones built before configure().
-        _original_lifespan = _runtime.lifespan
-        _runtime.lifespan = _lifespan
-    previous, _active = _active, telemetry
+        if not server_middleware.hook():
+            return lambda: None  # FastAPI is not installed: no app to serve
+        if lean and not _warned:
+            _warned = True
+            _log.warning(
+                "this FastAPI (%s) lacks the internals of the lean server path; "
+                "server spans and durations come from contrib's ASGI middleware instead",
+                server_middleware.fastapi_version(),
+            )
+        path = "middleware"
+    previous = (_active, _path)
+    _active, _path = telemetry, path
 
     def uninstall() -> None:
         # Restores whatever was active before (a test's install inside a session one).
-        global _active
+        global _active, _path
         if _active is telemetry:
-            _active = previous
+            _active, _path = previous
 
     return uninstall
 
@@ -414,3 +470,8 @@ def install(telemetry: ServerTelemetry) -> Callable[[], None]:
 def active() -> ServerTelemetry | None:
     """The installed server telemetry, if any."""
     return _active
+
+
+def active_path() -> str | None:
+    """``"lean"`` or ``"middleware"``: the path serving :func:`active`, if any."""
+    return _path if _active is not None else None

@@ -9,6 +9,12 @@ version), the batch goes through the SDK's ``export``.
 On every one of these paths, a batch that cannot be encoded because of text UTF-8
 cannot hold (a lone surrogate) is cleaned and sent again: :mod:`otel._internal.text`.
 The OTLP/HTTP metric exporter is here for the same reason.
+
+``stock=True`` (``TRADING_OTEL_LEAN_ENCODER=false``) uses none of the SDK exporter's
+private parts: every batch goes through the SDK's own ``export``, cleaned up front.
+The lean encoder (:mod:`otel._internal.otlp_wire`, which imports the SDK's private
+encoder helpers) is imported only when an exporter is built with it; if that import
+fails on another SDK version, the exporter uses the SDK's encoder.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel._internal.otlp_wire import SpanEncoder
 from otel._internal.text import (
     clean_logs,
     clean_metrics,
@@ -79,6 +84,18 @@ def _sdk_export(
     return export(cleaned)
 
 
+def _lean_encoder(lean: bool) -> Any:
+    """A :class:`~otel._internal.otlp_wire.SpanEncoder`, or None (SDK encoder)."""
+    if not lean:
+        return None
+    try:
+        from otel._internal.otlp_wire import SpanEncoder
+    except ImportError:  # the SDK moved its encoder helpers: its own encoder still works
+        _log.warning("the lean OTLP encoder is unavailable with this SDK; using the SDK's")
+        return None
+    return SpanEncoder()
+
+
 def _stock_spans(spans: Sequence[ReadableSpan]) -> bytes:
     data: bytes = encode_spans(spans).SerializePartialToString()  # as the SDK exporter does
     return data
@@ -94,13 +111,14 @@ class LeanHttpSpanExporter(OTLPSpanExporter):
 
     Args:
         lean: False encodes with the SDK's encoder (still sent by the SDK's client).
+        stock: True sends every batch through the SDK's own ``export``, cleaned first.
         **kwargs: The SDK exporter's own arguments.
     """
 
-    def __init__(self, *, lean: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, lean: bool = True, stock: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lean = SpanEncoder() if lean else None
-        self._lean_ok = _usable(self)
+        self._lean = None if stock else _lean_encoder(lean)
+        self._lean_ok = not stock and _usable(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Encode ``spans`` with the lean encoder and send them with the SDK's client."""
@@ -126,12 +144,12 @@ class LeanHttpSpanExporter(OTLPSpanExporter):
 
 
 class LeanHttpLogExporter(OTLPLogExporter):
-    """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder (``lean`` as for spans)."""
+    """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder (arguments as for spans)."""
 
-    def __init__(self, *, lean: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, lean: bool = True, stock: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lean = SpanEncoder() if lean else None
-        self._lean_ok = _usable(self)
+        self._lean = None if stock else _lean_encoder(lean)
+        self._lean_ok = not stock and _usable(self)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Encode ``batch`` with the lean encoder and send it with the SDK's client."""
@@ -161,7 +179,15 @@ class HttpMetricExporter(OTLPMetricExporter):
 
     The SDK's encoder, its batching and its client; only the encoding step is ours, so
     that a point with a lone surrogate is cleaned instead of failing the whole export.
+
+    Args:
+        stock: True sends through the SDK's own ``export``, cleaned first.
+        **kwargs: The SDK exporter's own arguments.
     """
+
+    def __init__(self, *, stock: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stock = stock
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
@@ -170,7 +196,7 @@ class HttpMetricExporter(OTLPMetricExporter):
         split = getattr(_sdk_metrics, "_split_metrics_data", None)
         if getattr(self, "_shutdown", False):
             return super().export(metrics_data, timeout_millis, **kwargs)
-        if split is None or not hasattr(self, "_export_batch"):  # another SDK version
+        if self._stock or split is None or not hasattr(self, "_export_batch"):
             return _sdk_export(
                 lambda d: super(HttpMetricExporter, self).export(d, timeout_millis, **kwargs),
                 metrics_data,
