@@ -55,6 +55,7 @@ docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md
 	$(PY) -m otel._internal.alerts.latency --update docs/alerting.md
 	$(PY) -m otel._internal.inventory --docs
+	$(PY) -m otel.cli.config_docs --update docs/configuration.md
 
 # Run the fault matrix on the real stack and re-record tests/fixtures/signal_inventory.json
 # (prints which names moved); about 8 minutes.

@@ -27,7 +27,8 @@ from otel._internal.catalogue import (
     OTHER_SYMBOL,
     MetricSpec,
 )
-from otel._internal.fastpath import BoundRecorder, lean_reservoir_factory
+from otel._internal.fastpath import BoundRecorder, is_lean, lean_reservoir_factory
+from otel._internal.settings import DEFAULT_SYMBOL_CAP, symbol_policy
 
 _log = logging.getLogger("otel.meters")
 
@@ -40,22 +41,25 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-#: Symbols admitted without an allow-list before everything else folds into ``_other``.
-DEFAULT_SYMBOL_CAP = 50
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,15}$")
 OTHER = OTHER_SYMBOL
 
 
-def histogram_views() -> list[View]:
+def histogram_views(lean: bool = True) -> list[View]:
     """Explicit-bucket views, in seconds (or the declared unit), for every catalogue histogram.
 
     The SDK's default boundaries are millisecond-scale and useless for latencies in seconds.
+
+    Args:
+        lean: Keep exemplars in our lean reservoir; False uses the SDK's own (aligned
+            bucket) reservoir, which keeps the same exemplars (TRADING_OTEL_LEAN_METRICS).
     """
+    reservoir = lean_reservoir_factory if lean else None  # None: the SDK default
     return [
         View(
             instrument_name=spec.name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=spec.buckets),
-            exemplar_reservoir_factory=lean_reservoir_factory,
+            exemplar_reservoir_factory=reservoir,
         )
         for spec in CATALOGUE
         if spec.kind == "histogram" and spec.buckets is not None
@@ -86,24 +90,8 @@ class SymbolGuard:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SymbolGuard:
-        """Build from ``TRADING_OTEL_SYMBOLS`` (comma list) and ``TRADING_OTEL_SYMBOL_CAP``."""
-        env = os.environ if environ is None else environ
-        raw = env.get("TRADING_OTEL_SYMBOLS", "").strip()
-        cap = DEFAULT_SYMBOL_CAP
-        raw_cap = env.get("TRADING_OTEL_SYMBOL_CAP", "").strip()
-        if raw_cap:
-            try:
-                cap = int(raw_cap)
-                if cap < 0:
-                    raise ValueError
-            except ValueError:
-                _log.warning(
-                    "TRADING_OTEL_SYMBOL_CAP=%r is not a non-negative integer; using %d",
-                    raw_cap,
-                    DEFAULT_SYMBOL_CAP,
-                )
-                cap = DEFAULT_SYMBOL_CAP
-        allowed = [s for s in raw.split(",") if s.strip()] if raw else None
+        """Build from ``TRADING_OTEL_SYMBOLS`` and ``TRADING_OTEL_SYMBOL_CAP`` (one parser)."""
+        allowed, cap = symbol_policy(os.environ if environ is None else environ)
         return cls(allowed, cap)
 
     def __call__(self, value: object) -> str:
@@ -198,10 +186,13 @@ class GuardedInstrument:
     For a hot loop, :meth:`bind` returns a recorder for one attribute set.
     """
 
-    __slots__ = ("_by_input", "_by_series", "_guard", "_method", "instrument", "spec")
+    __slots__ = ("_by_input", "_by_series", "_guard", "_lean", "_method", "instrument", "spec")
 
-    def __init__(self, spec: MetricSpec, instrument: object, guard: _Guard) -> None:
+    def __init__(
+        self, spec: MetricSpec, instrument: object, guard: _Guard, lean: bool = True
+    ) -> None:
         self.spec = spec
+        self._lean = lean
         self.instrument = instrument
         self._guard = guard
         self._method = {
@@ -237,7 +228,11 @@ class GuardedInstrument:
         bound = self._by_series.get(series)
         if bound is None:
             bound = BoundRecorder(
-                self.instrument, self._method, safe, self.spec.kind in ("counter", "histogram")
+                self.instrument,
+                self._method,
+                safe,
+                self.spec.kind in ("counter", "histogram"),
+                lean=self._lean,
             )
             self._by_series[series] = bound
         if len(self._by_input) < _INPUT_CACHE_MAX:
@@ -326,6 +321,7 @@ class TradingMeters:
         )
         self.symbols = symbols if symbols is not None else SymbolGuard.from_env()
         meter = self.provider.get_meter("trading_otel.meters", _version())
+        lean = is_lean(self.provider)
         for spec in CATALOGUE:
             bad = [a for a in spec.attribute_names if _is_forbidden(a)]
             if bad:
@@ -333,7 +329,7 @@ class TradingMeters:
             setattr(
                 self,
                 spec.key,
-                GuardedInstrument(spec, _create(meter, spec), _Guard(spec, self.symbols)),
+                GuardedInstrument(spec, _create(meter, spec), _Guard(spec, self.symbols), lean),
             )
 
 

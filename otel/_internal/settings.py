@@ -10,6 +10,12 @@ without its bad entries), so the SDK exporters, which re-read some of these vari
 The variables only OpenTelemetry's own code reads (headers, compression, certificates,
 limits, propagators...) are checked by :mod:`otel._internal.envguard`, before the SDK is
 imported; each variable is validated in exactly one of the two places.
+
+Every variable read here is declared once, in :data:`VARIABLES`: its field, kind,
+default, bounds and a line of documentation. ``from_env`` parses from that table (the
+OTLP, sampler-argument, excluded-URL and resource-attribute variables through small
+parsers of their own, which still take names and defaults from it), and
+``docs/configuration.md`` is generated from it (``make docs``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 _log = logging.getLogger("otel.config")
@@ -28,19 +34,6 @@ T = TypeVar("T")
 LogFormat = Literal["auto", "json", "console"]
 Protocol = Literal["grpc", "http/protobuf"]
 
-SAMPLERS = frozenset(
-    {
-        "always_on",
-        "always_off",
-        "traceidratio",
-        "parentbased_always_on",
-        "parentbased_always_off",
-        "parentbased_traceidratio",
-    }
-)
-TRACE_EXPORTERS = frozenset({"otlp", "console", "none"})
-METRIC_EXPORTERS = frozenset({"otlp", "prometheus", "console", "none"})
-LOG_EXPORTERS = frozenset({"otlp", "console", "none"})
 SIGNALS = ("traces", "metrics", "logs")
 #: The largest duration accepted, in milliseconds (2**31 - 1, about 24.8 days; the SDK's
 #: thread waits overflow long before 1e300).
@@ -190,7 +183,8 @@ class _Reader:
 
 def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
     """Parse OTEL_RESOURCE_ATTRIBUTES (``k=v,k2=v2``, percent-encoded values)."""
-    value = reader.raw("OTEL_RESOURCE_ATTRIBUTES")
+    name = BY_FIELD["resource_attributes"].env
+    value = reader.raw(name)
     attrs: dict[str, str] = {}
     if value is None:
         return attrs
@@ -207,7 +201,7 @@ def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
         attrs[key.strip()] = unquote(val.strip())
     if bad:
         reader.bad(
-            "OTEL_RESOURCE_ATTRIBUTES",
+            name,
             value,
             f"malformed pair {bad[0]!r}",
             "skip it",
@@ -229,11 +223,255 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+Kind = Literal[
+    "text", "boolean", "integer", "number", "choice", "exporters", "list",
+    "ratio", "pairs", "patterns", "url", "timeout",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable the library reads: its only declaration.
+
+    ``from_env`` parses it from this row (default, bounds, allowed values) and
+    ``docs/configuration.md`` is generated from it (``make docs``).
+    """
+
+    env: str
+    """The variable; ``{TRACES,METRICS,LOGS}`` in it stands for one variable per signal."""
+    field: str
+    """The :class:`Settings` field it sets."""
+    kind: Kind
+    default: Any
+    """The value the field takes when the variable is unset, empty or bad."""
+    meaning: str
+    """One line for the docs."""
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] = ()
+    """Choices and exporter names accepted (in lower case)."""
+    case: Literal["", "lower", "upper"] = ""
+    """How list entries (and a choice's result) are normalised."""
+    unit: str = ""
+    shown: str | None = None
+    """The default as the docs show it, when the value alone says too little."""
+    bad: str | None = None
+    """What a bad value does, when the kind and bounds do not say it already."""
+    fail_open: bool = True
+    """Telemetry: a bad value warns and the default applies (true of every row here)."""
+
+    @property
+    def dedicated(self) -> bool:
+        """Parsed by a small parser of its own (per-signal, or depending on another)."""
+        return self.field in _COMPOSITE_FIELDS
+
+    @property
+    def low(self) -> float:
+        return self.minimum if self.minimum is not None else 0
+
+    @property
+    def high(self) -> float:
+        if self.maximum is not None:
+            return self.maximum
+        return MAX_INT if self.kind == "integer" else MAX_MS
+
+
+#: Written as an f-string in the table, so that tests/fixtures/env_matrix.py (which scans
+#: this file for variable names) expands it to the three per-signal variables.
+PER_SIGNAL = "{TRACES,METRICS,LOGS}"
+MAX_INT = 2**31
+DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
+DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
+_COMPOSITE_FIELDS = frozenset({"otlp", "sampler_arg", "excluded_urls", "resource_attributes"})
+_SPANS = "span batch processor"
+_LOGS = "log batch processor"
+
+#: Every variable the library reads, declared once (``docs/configuration.md`` order).
+VARIABLES: tuple[EnvVar, ...] = (
+    # Project settings.
+    EnvVar("TRADING_OTEL_SERVICE_NAMESPACE", "service_namespace", "text", "trading",
+           "`service.namespace`"),
+    EnvVar("TRADING_OTEL_ENVIRONMENT", "environment", "text", "local",
+           "`deployment.environment.name`"),
+    EnvVar("TRADING_OTEL_SHUTDOWN_TIMEOUT", "shutdown_timeout_s", "number", 5.0,
+           "seconds that `shutdown()` and the lifespan flush may take; what is still unsent "
+           "is then dropped, with a warning", maximum=3600.0, unit="s"),
+    EnvVar("TRADING_OTEL_FASTAPI_OPERATION_SPANS", "fastapi_operation_spans", "boolean", False,
+           "also emit FastAPI's `fastapi.dependencies` / `fastapi.endpoint` / "
+           "`fastapi.serialization` child spans"),
+    EnvVar("TRADING_OTEL_REDACT_QUERY_PARAMS", "redact_query_params", "list", (),
+           "more query parameters whose values are masked as `REDACTED` (names kept) in "
+           "`url.query`, in the httpx client spans' `url.full` and in exception messages, on "
+           "top of the built-in `api_key`, `apikey`, `key`, `token`, `access_token`, `secret`, "
+           "`password`, `signature`, `sig` and semconv's signed-URL parameters. Comma "
+           "separated; names match case-insensitively and after percent-decoding (`api%5Fkey`). "
+           "See [docs/collector.md](collector.md#secrets-in-values) for what the collector "
+           "masks as well"),
+    EnvVar("TRADING_OTEL_EXCLUDED_ROUTES", "excluded_routes", "list", DEFAULT_EXCLUDED_ROUTES,
+           "paths that get no span and no request metric (exact match, trailing `/` allowed)"),
+    EnvVar("TRADING_OTEL_LOG_FORMAT", "log_format", "choice", "auto",
+           "stdout log lines: `json`, `console`, or `auto` (console on a TTY, JSON otherwise). "
+           "Lines written inside a span carry `trace_id` and `span_id`",
+           allowed=("auto", "json", "console")),
+    EnvVar("TRADING_OTEL_LOG_LEVEL", "log_level", "choice", "INFO",
+           "root log level, applied only when the application left Python's default; then "
+           "the `httpx` and `httpcore` loggers stay at WARNING unless the application set "
+           "their level (their one INFO line per request repeats the client span)",
+           allowed=("debug", "info", "warning", "error", "critical"), case="upper"),
+    EnvVar("TRADING_OTEL_LOG_STDOUT", "log_to_stdout", "boolean", True,
+           "add the stdout handler (turn off when the app already logs to stdout)"),
+    EnvVar("TRADING_OTEL_SYMBOLS", "symbols", "list", (),
+           "allow-list for the `symbol` metric attribute, comma separated and "
+           "case-insensitive. Other symbols fold into `_other`", case="upper"),
+    EnvVar("TRADING_OTEL_SYMBOL_CAP", "symbol_cap", "integer", 50,
+           "with no allow-list, the number of distinct symbols admitted before folding into "
+           "`_other`", maximum=10000),
+    EnvVar("TRADING_OTEL_LEAN_SERVER", "lean_server", "boolean", True,
+           "the lean FastAPI server path (one span and one duration record per request); "
+           "`false` puts FastAPI's own telemetry back, with the same span and metric"),
+    EnvVar("TRADING_OTEL_LEAN_METRICS", "lean_metrics", "boolean", True,
+           "the trading meters record through pre-bound SDK aggregations and a lean exemplar "
+           "reservoir; `false` uses the SDK's public recording path, with the same points"),
+    EnvVar("TRADING_OTEL_LEAN_ENCODER", "lean_encoder", "boolean", True,
+           "OTLP/HTTP batches are encoded by the lean encoder; `false` uses the SDK's "
+           "encoder, with the same data"),
+    # OpenTelemetry variables.
+    EnvVar("OTEL_SDK_DISABLED", "sdk_disabled", "boolean", False,
+           "`true` sets up nothing and starts no thread; the service runs uninstrumented"),
+    EnvVar("OTEL_SERVICE_NAME", "service_name", "text", None,
+           "wins over everything else, as the spec says",
+           shown="`service_name=` argument, else `unknown_service:<python executable>`"),
+    EnvVar("OTEL_RESOURCE_ATTRIBUTES", "resource_attributes", "pairs", {},
+           "`k=v,k2=v2`, percent-decoded; overrides our defaults and the `configure()` "
+           "arguments"),
+    EnvVar("OTEL_TRACES_EXPORTER", "traces_exporters", "exporters", ("otlp",),
+           "`otlp`, `console`, `none` (a list)", allowed=("otlp", "console", "none")),
+    EnvVar("OTEL_METRICS_EXPORTER", "metrics_exporters", "exporters", ("otlp",),
+           "`otlp`, `prometheus`, `console`, `none` (a list)",
+           allowed=("otlp", "prometheus", "console", "none")),
+    EnvVar("OTEL_LOGS_EXPORTER", "logs_exporters", "exporters", ("otlp",),
+           "`otlp`, `console`, `none` (a list)", allowed=("otlp", "console", "none")),
+    EnvVar("OTEL_EXPORTER_OTLP_PROTOCOL", "otlp", "choice", "http/protobuf",
+           "`grpc` or `http/protobuf`, for every signal", allowed=("grpc", "http/protobuf")),
+    EnvVar(f"OTEL_EXPORTER_OTLP_{PER_SIGNAL}_PROTOCOL", "otlp", "choice", None,
+           "the same, for one signal", allowed=("grpc", "http/protobuf"),
+           shown="`OTEL_EXPORTER_OTLP_PROTOCOL`", bad="unknown: warning, the generic value"),
+    EnvVar("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp", "url", None,
+           "base URL (`/v1/<signal>` is appended for HTTP). Port 4317 with `http/protobuf`, "
+           "or 4318 with `grpc`, gets one warning naming the endpoint and protocol variables "
+           "and the fix; what you set is still used",
+           shown=f"`{DEFAULT_HTTP_ENDPOINT}` (`{DEFAULT_GRPC_ENDPOINT}` for gRPC)"),
+    EnvVar(f"OTEL_EXPORTER_OTLP_{PER_SIGNAL}_ENDPOINT", "otlp", "url", None,
+           "the full URL for one signal, used as is; the same port check",
+           shown="from `OTEL_EXPORTER_OTLP_ENDPOINT`"),
+    EnvVar("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp", "timeout", 10000.0,
+           "per-export timeout in **milliseconds**, as the spec says (`1000` is 1 s). A value "
+           "below 100 gets a \"did you mean seconds?\" warning but still means milliseconds",
+           unit="ms"),
+    EnvVar(f"OTEL_EXPORTER_OTLP_{PER_SIGNAL}_TIMEOUT", "otlp", "timeout", None,
+           "the same, for one signal", unit="ms", shown="`OTEL_EXPORTER_OTLP_TIMEOUT`",
+           bad="not a number in (0, {high}]: warning, then the generic value"),
+    EnvVar("OTEL_TRACES_SAMPLER", "sampler", "choice", "parentbased_always_on",
+           "the head sampler", allowed=(
+               "always_on", "always_off", "traceidratio", "parentbased_always_on",
+               "parentbased_always_off", "parentbased_traceidratio")),
+    EnvVar("OTEL_TRACES_SAMPLER_ARG", "sampler_arg", "ratio", 1.0,
+           "ratio for the `*traceidratio` samplers (read only for them)", maximum=1.0),
+    EnvVar("OTEL_BSP_SCHEDULE_DELAY", "bsp_schedule_delay_ms", "number", 5000.0,
+           f"{_SPANS}: delay between two exports", unit="ms"),
+    EnvVar("OTEL_BSP_EXPORT_TIMEOUT", "bsp_export_timeout_ms", "number", 30000.0,
+           f"{_SPANS}: time one export may take", unit="ms"),
+    EnvVar("OTEL_BSP_MAX_QUEUE_SIZE", "bsp_max_queue_size", "integer", 2048,
+           f"{_SPANS}: the queue is bounded; when it is full, spans are dropped rather than "
+           "memory growing", minimum=1),
+    EnvVar("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "bsp_max_export_batch_size", "integer", 512,
+           f"{_SPANS}: spans per export", minimum=1),
+    EnvVar("OTEL_BLRP_SCHEDULE_DELAY", "blrp_schedule_delay_ms", "number", 1000.0,
+           f"{_LOGS}: delay between two exports", unit="ms"),
+    EnvVar("OTEL_BLRP_MAX_QUEUE_SIZE", "blrp_max_queue_size", "integer", 2048,
+           f"{_LOGS}: the bounded queue", minimum=1),
+    EnvVar("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "blrp_max_export_batch_size", "integer", 512,
+           f"{_LOGS}: records per export", minimum=1),
+    EnvVar("OTEL_METRIC_EXPORT_INTERVAL", "metric_export_interval_ms", "number", 60000.0,
+           "push interval for `otlp`/`console` metrics", minimum=1, unit="ms"),
+    EnvVar("OTEL_METRIC_EXPORT_TIMEOUT", "metric_export_timeout_ms", "number", 30000.0,
+           "time one metric push may take", unit="ms"),
+    EnvVar("OTEL_EXPORTER_PROMETHEUS_HOST", "prometheus_host", "text", "localhost",
+           "pull endpoint for `prometheus` in `OTEL_METRICS_EXPORTER`, serving OpenMetrics "
+           "with exemplars"),
+    EnvVar("OTEL_EXPORTER_PROMETHEUS_PORT", "prometheus_port", "integer", 9464,
+           "its port. A port already in use: warning, the other readers keep working",
+           maximum=65535),
+    EnvVar("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "excluded_urls", "patterns", (),
+           "comma-separated regular expressions searched in the request path; replaces "
+           "`OTEL_PYTHON_EXCLUDED_URLS`"),
+    EnvVar("OTEL_PYTHON_EXCLUDED_URLS", "excluded_urls", "patterns", (),
+           "the same, for every instrumentation"),
+    EnvVar("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "disabled_instrumentations", "list",
+           frozenset(), "any of `fastapi`, `asyncpg`, `redis`, `httpx`, `logging` (the OTLP "
+           "log handler), or `*`", case="lower", bad="unknown names are ignored"),
+)  # fmt: skip
+
+#: What a bad value of each kind does, for the docs; a row's ``bad`` replaces it. ``{low}``,
+#: ``{high}`` and ``{default}`` are the row's bounds and default.
+ON_BAD: dict[str, str] = {
+    "text": "(any value accepted)",
+    "list": "(any value accepted)",
+    "boolean": "not a boolean: warning, {default}",
+    "integer": "not an integer in [{low}, {high}]: warning, {default}",
+    "number": "not an ASCII number in [{low}, {high}]: warning, {default}",
+    "ratio": "not a number in [{low}, {high}]: warning, {default}",
+    "choice": "unknown: warning, {default}",
+    "exporters": "unknown names dropped with a warning; if none is left, {default}",
+    "timeout": "not a number in ({low}, {high}]: warning, {default}",
+    "url": "not an ASCII `http(s)://host[:port]` URL (write IDN hosts in punycode): warning; "
+    "the next valid source or the SDK default is used",
+    "patterns": "an invalid regex is dropped with one warning naming the variable; the others stay",
+    "pairs": "malformed pair: warning, pair skipped",
+}
+
+#: Each variable's row.
+BY_ENV: dict[str, EnvVar] = {v.env: v for v in VARIABLES}
+#: The first row of each field: the one that holds the field's default.
+BY_FIELD: dict[str, EnvVar] = {}
+for _v in VARIABLES:
+    BY_FIELD.setdefault(_v.field, _v)
+DEFAULT_SYMBOL_CAP: int = BY_ENV["TRADING_OTEL_SYMBOL_CAP"].default
+
+
+def _default(field: str) -> Any:
+    return BY_FIELD[field].default
+
+
+def _read(r: _Reader, v: EnvVar) -> Any:
+    """Parse one variable that has no dedicated parser."""
+    if v.kind == "text":
+        return r.raw(v.env) or v.default
+    if v.kind == "boolean":
+        return r.boolean(v.env, v.default)
+    if v.kind == "integer":
+        return r.integer(v.env, v.default, minimum=int(v.low), maximum=int(v.high))
+    if v.kind == "number":
+        return r.number(v.env, v.default, minimum=v.low, maximum=v.high)
+    if v.kind == "choice":
+        value = r.choice(v.env, v.default.lower(), v.allowed)
+        return value.upper() if v.case == "upper" else value
+    if v.kind == "exporters":
+        return r.names(v.env, v.default, frozenset(v.allowed))
+    if v.kind == "list":
+        items = _split(r.raw(v.env))
+        if v.case:
+            items = tuple(p.upper() if v.case == "upper" else p.lower() for p in items)
+        kept = type(v.default)(dict.fromkeys(items))  # frozenset or tuple, duplicates dropped
+        return kept or v.default
+    raise AssertionError(f"{v.env}: {v.kind} needs a dedicated parser")
+
+
 @dataclass(frozen=True)
 class SignalExport:
     """How one signal is exported over OTLP."""
 
-    protocol: Protocol = "http/protobuf"
+    protocol: Protocol = BY_ENV["OTEL_EXPORTER_OTLP_PROTOCOL"].default
     endpoint: str | None = None
     """The full endpoint to use; None lets the exporter apply its default."""
     timeout_s: float | None = None
@@ -244,45 +482,50 @@ class Settings:
     """Everything trading-otel reads from the environment, parsed once.
 
     Build it with :meth:`from_env`; tests pass a plain dict instead of patching
-    ``os.environ``. Every field has a default, so ``Settings()`` is a valid config.
+    ``os.environ``. Every field has a default (from :data:`VARIABLES`), so ``Settings()``
+    is a valid config.
     """
 
-    service_name: str | None = None
-    service_namespace: str = "trading"
-    environment: str = "local"
+    service_name: str | None = _default("service_name")
+    service_namespace: str = _default("service_namespace")
+    environment: str = _default("environment")
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    sdk_disabled: bool = False
-    traces_exporters: tuple[str, ...] = ("otlp",)
-    metrics_exporters: tuple[str, ...] = ("otlp",)
-    logs_exporters: tuple[str, ...] = ("otlp",)
+    sdk_disabled: bool = _default("sdk_disabled")
+    traces_exporters: tuple[str, ...] = _default("traces_exporters")
+    metrics_exporters: tuple[str, ...] = _default("metrics_exporters")
+    logs_exporters: tuple[str, ...] = _default("logs_exporters")
     otlp: Mapping[str, SignalExport] = field(
         default_factory=lambda: {s: SignalExport() for s in SIGNALS}
     )
-    sampler: str = "parentbased_always_on"
-    sampler_arg: float = 1.0
-    bsp_max_queue_size: int = 2048
-    bsp_schedule_delay_ms: float = 5000.0
-    bsp_max_export_batch_size: int = 512
-    bsp_export_timeout_ms: float = 30000.0
-    blrp_max_queue_size: int = 2048
-    blrp_schedule_delay_ms: float = 1000.0
-    blrp_max_export_batch_size: int = 512
-    metric_export_interval_ms: float = 60000.0
-    metric_export_timeout_ms: float = 30000.0
-    prometheus_host: str = "localhost"
-    prometheus_port: int = 9464
-    excluded_urls: tuple[str, ...] = ()
-    excluded_routes: tuple[str, ...] = DEFAULT_EXCLUDED_ROUTES
-    disabled_instrumentations: frozenset[str] = frozenset()
-    symbols: tuple[str, ...] = ()
-    symbol_cap: int = 50
-    shutdown_timeout_s: float = 5.0
-    fastapi_operation_spans: bool = False
-    redact_query_params: tuple[str, ...] = ()
+    sampler: str = _default("sampler")
+    sampler_arg: float = _default("sampler_arg")
+    bsp_max_queue_size: int = _default("bsp_max_queue_size")
+    bsp_schedule_delay_ms: float = _default("bsp_schedule_delay_ms")
+    bsp_max_export_batch_size: int = _default("bsp_max_export_batch_size")
+    bsp_export_timeout_ms: float = _default("bsp_export_timeout_ms")
+    blrp_max_queue_size: int = _default("blrp_max_queue_size")
+    blrp_schedule_delay_ms: float = _default("blrp_schedule_delay_ms")
+    blrp_max_export_batch_size: int = _default("blrp_max_export_batch_size")
+    metric_export_interval_ms: float = _default("metric_export_interval_ms")
+    metric_export_timeout_ms: float = _default("metric_export_timeout_ms")
+    prometheus_host: str = _default("prometheus_host")
+    prometheus_port: int = _default("prometheus_port")
+    excluded_urls: tuple[str, ...] = _default("excluded_urls")
+    excluded_routes: tuple[str, ...] = _default("excluded_routes")
+    disabled_instrumentations: frozenset[str] = _default("disabled_instrumentations")
+    symbols: tuple[str, ...] = _default("symbols")
+    symbol_cap: int = _default("symbol_cap")
+    shutdown_timeout_s: float = _default("shutdown_timeout_s")
+    fastapi_operation_spans: bool = _default("fastapi_operation_spans")
+    redact_query_params: tuple[str, ...] = _default("redact_query_params")
     """Query parameters masked besides the built-in list (sanitize.SENSITIVE_QUERY_PARAMS)."""
-    log_format: LogFormat = "auto"
-    log_level: str = "INFO"
-    log_to_stdout: bool = True
+    #: Switches back to the stock paths, one per lean path of ours (same telemetry).
+    lean_server: bool = _default("lean_server")
+    lean_metrics: bool = _default("lean_metrics")
+    lean_encoder: bool = _default("lean_encoder")
+    log_format: LogFormat = _default("log_format")  # noqa: RUF009 (a str: immutable)
+    log_level: str = _default("log_level")
+    log_to_stdout: bool = _default("log_to_stdout")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -295,71 +538,20 @@ class Settings:
             A frozen :class:`Settings`. This never raises for bad input.
         """
         r = _Reader(environ)
-        d = cls()
-        sampler = r.choice("OTEL_TRACES_SAMPLER", d.sampler, SAMPLERS)
-        sampler_arg = d.sampler_arg
-        if sampler.endswith("traceidratio"):
-            sampler_arg = r.parse(
-                "OTEL_TRACES_SAMPLER_ARG", 1.0, _ratio, "expected a ratio in [0, 1]"
+        values = {v.field: _read(r, v) for v in VARIABLES if not v.dedicated}
+        sampler_arg = BY_FIELD["sampler_arg"]
+        if values["sampler"].endswith("traceidratio"):
+            values["sampler_arg"] = r.parse(
+                sampler_arg.env, sampler_arg.default, _ratio, "expected a ratio in [0, 1]"
             )
+        # The FastAPI-specific list replaces the generic one, as upstream does.
+        # Both are read, so that a bad generic pattern is reported even when unused.
+        urls = [r.patterns(v.env) for v in VARIABLES if v.field == "excluded_urls"]
+        values["excluded_urls"] = next((u for u in urls if u), BY_FIELD["excluded_urls"].default)
         return cls(
-            service_name=r.raw("OTEL_SERVICE_NAME"),
-            service_namespace=r.raw("TRADING_OTEL_SERVICE_NAMESPACE") or d.service_namespace,
-            environment=r.raw("TRADING_OTEL_ENVIRONMENT") or d.environment,
+            **values,
             resource_attributes=_parse_resource_attributes(r),
-            sdk_disabled=r.boolean("OTEL_SDK_DISABLED", False),
-            traces_exporters=r.names("OTEL_TRACES_EXPORTER", d.traces_exporters, TRACE_EXPORTERS),
-            metrics_exporters=r.names(
-                "OTEL_METRICS_EXPORTER", d.metrics_exporters, METRIC_EXPORTERS
-            ),
-            logs_exporters=r.names("OTEL_LOGS_EXPORTER", d.logs_exporters, LOG_EXPORTERS),
             otlp={s: _signal_export(r, s) for s in SIGNALS},
-            sampler=sampler,
-            sampler_arg=sampler_arg,
-            bsp_max_queue_size=r.integer("OTEL_BSP_MAX_QUEUE_SIZE", 2048, minimum=1),
-            bsp_schedule_delay_ms=r.number("OTEL_BSP_SCHEDULE_DELAY", 5000.0),
-            bsp_max_export_batch_size=r.integer("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, minimum=1),
-            bsp_export_timeout_ms=r.number("OTEL_BSP_EXPORT_TIMEOUT", 30000.0),
-            blrp_max_queue_size=r.integer("OTEL_BLRP_MAX_QUEUE_SIZE", 2048, minimum=1),
-            blrp_schedule_delay_ms=r.number("OTEL_BLRP_SCHEDULE_DELAY", 1000.0),
-            blrp_max_export_batch_size=r.integer("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512, minimum=1),
-            metric_export_interval_ms=r.number("OTEL_METRIC_EXPORT_INTERVAL", 60000.0, minimum=1),
-            metric_export_timeout_ms=r.number("OTEL_METRIC_EXPORT_TIMEOUT", 30000.0),
-            prometheus_host=r.raw("OTEL_EXPORTER_PROMETHEUS_HOST") or d.prometheus_host,
-            prometheus_port=r.integer("OTEL_EXPORTER_PROMETHEUS_PORT", 9464, maximum=65535),
-            # The FastAPI-specific list replaces the generic one, as upstream does.
-            excluded_urls=next(
-                (
-                    urls
-                    for urls in (
-                        r.patterns("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"),
-                        r.patterns("OTEL_PYTHON_EXCLUDED_URLS"),
-                    )
-                    if urls
-                ),
-                (),
-            ),
-            excluded_routes=_split(r.raw("TRADING_OTEL_EXCLUDED_ROUTES"))
-            or DEFAULT_EXCLUDED_ROUTES,
-            disabled_instrumentations=frozenset(
-                p.lower() for p in _split(r.raw("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
-            ),
-            symbols=tuple(dict.fromkeys(s.upper() for s in _split(r.raw("TRADING_OTEL_SYMBOLS")))),
-            symbol_cap=r.integer("TRADING_OTEL_SYMBOL_CAP", 50, minimum=0, maximum=10000),
-            shutdown_timeout_s=r.number(
-                "TRADING_OTEL_SHUTDOWN_TIMEOUT", 5.0, minimum=0.0, maximum=3600.0
-            ),
-            fastapi_operation_spans=r.boolean("TRADING_OTEL_FASTAPI_OPERATION_SPANS", False),
-            redact_query_params=_split(r.raw("TRADING_OTEL_REDACT_QUERY_PARAMS")),
-            log_format=r.choice(  # type: ignore[arg-type]
-                "TRADING_OTEL_LOG_FORMAT", "auto", ("auto", "json", "console")
-            ),
-            log_level=r.choice(
-                "TRADING_OTEL_LOG_LEVEL",
-                "info",
-                ("debug", "info", "warning", "error", "critical"),
-            ).upper(),
-            log_to_stdout=r.boolean("TRADING_OTEL_LOG_STDOUT", True),
         )
 
     def excluded_paths_regex(self) -> re.Pattern[str] | None:
@@ -374,6 +566,18 @@ class Settings:
         return re.compile("|".join(parts)) if parts else None
 
 
+def symbol_policy(environ: Mapping[str, str] = os.environ) -> tuple[tuple[str, ...] | None, int]:
+    """The metric symbol allow-list (None: no list) and cap, parsed as in :class:`Settings`.
+
+    For the trading meters used before (or without) ``configure()``; only these two
+    variables are read, so nothing else is warned about twice.
+    """
+    r = _Reader(environ)
+    symbols: tuple[str, ...] = _read(r, BY_FIELD["symbols"])
+    cap: int = _read(r, BY_FIELD["symbol_cap"])
+    return symbols or None, cap
+
+
 def _valid_regex(pattern: str) -> bool:
     try:
         re.compile(pattern)
@@ -383,19 +587,30 @@ def _valid_regex(pattern: str) -> bool:
 
 
 def _ratio(value: str) -> float:
+    row = BY_FIELD["sampler_arg"]
     f = float(_ascii(value))
-    if not 0.0 <= f <= 1.0:
+    if not row.low <= f <= row.high:
         raise ValueError(value)
     return f
 
 
+#: The OTLP rows: generic and per-signal protocol, endpoint and timeout, in table order.
+_PROTOCOL, _SIGNAL_PROTOCOL, _ENDPOINT, _SIGNAL_ENDPOINT, _TIMEOUT, _SIGNAL_TIMEOUT = (
+    v for v in VARIABLES if v.field == "otlp"
+)
+#: The spec's default export timeout, in milliseconds.
+DEFAULT_OTLP_TIMEOUT_MS: float = _TIMEOUT.default
+
+
 def _signal_export(r: _Reader, signal: str) -> SignalExport:
     up = signal.upper()
-    protocols = ("grpc", "http/protobuf")
-    generic = r.choice("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", protocols)
-    protocol = r.choice(f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL", generic, protocols)
-    specific = r.url(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT")
-    base = r.url("OTEL_EXPORTER_OTLP_ENDPOINT")
+    protocols = _PROTOCOL.allowed
+    generic = r.choice(_PROTOCOL.env, _PROTOCOL.default, protocols)
+    signal_protocol = _SIGNAL_PROTOCOL.env.replace(PER_SIGNAL, up)
+    protocol = r.choice(signal_protocol, generic, protocols)
+    specific_var = _SIGNAL_ENDPOINT.env.replace(PER_SIGNAL, up)
+    specific = r.url(specific_var)
+    base = r.url(_ENDPOINT.env)
     # Resolved here and passed explicitly, so that an injected environ is honoured and a
     # rejected value never reaches the exporter (which would read os.environ itself).
     endpoint: str | None = None
@@ -408,19 +623,18 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
     if specific or base:
         _check_port(
             r,
-            f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT" if specific else "OTEL_EXPORTER_OTLP_ENDPOINT",
+            specific_var if specific else _ENDPOINT.env,
             specific or base or "",
             protocol,
-            up,
+            signal_protocol,
         )
     # Read both, so that a bad generic value is reported even when the signal's own is set.
-    timeout = _timeout_ms(r, f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT")
-    generic_timeout = _timeout_ms(r, "OTEL_EXPORTER_OTLP_TIMEOUT")
+    timeout_var = _SIGNAL_TIMEOUT.env.replace(PER_SIGNAL, up)
+    timeout = _timeout_ms(r, timeout_var)
+    generic_timeout = _timeout_ms(r, _TIMEOUT.env)
     if timeout is None:
         timeout = generic_timeout
-    if timeout is None and (
-        r.raw(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT") or r.raw("OTEL_EXPORTER_OTLP_TIMEOUT")
-    ):
+    if timeout is None and (r.raw(timeout_var) or r.raw(_TIMEOUT.env)):
         # Rejected: pass the SDK's default explicitly so the exporter does not re-read it.
         timeout = DEFAULT_OTLP_TIMEOUT_MS
     return SignalExport(
@@ -430,10 +644,6 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
     )
 
 
-#: The spec's default export timeout, in milliseconds.
-DEFAULT_OTLP_TIMEOUT_MS = 10000.0
-
-
 def _timeout_ms(r: _Reader, name: str) -> float | None:
     """An OTLP export timeout in milliseconds, as the spec defines it (> 0, finite).
 
@@ -441,14 +651,15 @@ def _timeout_ms(r: _Reader, name: str) -> float | None:
     sense as seconds gets a hint, but milliseconds still apply: reading it as seconds
     would turn a spec-valid ``1000`` (1 s) into 17 minutes.
     """
+    high = _TIMEOUT.high
 
     def cast(v: str) -> float | None:
         f = float(_ascii(v))
-        if not 0 < f <= MAX_MS:
+        if not 0 < f <= high:
             raise ValueError(v)
         return f
 
-    ms = r.parse(name, None, cast, f"expected milliseconds in (0, {MAX_MS:g}]")
+    ms = r.parse(name, None, cast, f"expected milliseconds in (0, {high:g}]")
     if ms is not None and ms < 100:
         r.advise(
             name,
@@ -463,7 +674,7 @@ def _timeout_ms(r: _Reader, name: str) -> float | None:
 _PORT_PROTOCOL = {4317: "grpc", 4318: "http/protobuf"}
 
 
-def _check_port(r: _Reader, name: str, url: str, protocol: str, up: str) -> None:
+def _check_port(r: _Reader, name: str, url: str, protocol: str, signal_protocol: str) -> None:
     """Warn (once) when an endpoint's port is the other protocol's conventional port."""
     try:
         port = urlsplit(url).port
@@ -472,8 +683,7 @@ def _check_port(r: _Reader, name: str, url: str, protocol: str, up: str) -> None
     expected = _PORT_PROTOCOL.get(port or 0)
     if expected is None or expected == protocol:
         return
-    specific = f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL"
-    proto_var = specific if r.raw(specific) else "OTEL_EXPORTER_OTLP_PROTOCOL"
+    proto_var = signal_protocol if r.raw(signal_protocol) else _PROTOCOL.env
     other = 4318 if port == 4317 else 4317
     r.advise(
         name,
@@ -486,8 +696,8 @@ def _check_port(r: _Reader, name: str, url: str, protocol: str, up: str) -> None
 
 def _default_endpoint(protocol: str, signal: str) -> str:
     if protocol == "grpc":
-        return "http://localhost:4317"
-    return f"http://localhost:4318/v1/{signal}"
+        return DEFAULT_GRPC_ENDPOINT
+    return f"{DEFAULT_HTTP_ENDPOINT}/v1/{signal}"
 
 
 def _join(base: str, protocol: str, signal: str) -> str:

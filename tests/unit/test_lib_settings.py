@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
 import pytest
 
 from otel._internal import bootstrap
-from otel._internal.settings import DEFAULT_EXCLUDED_ROUTES, Settings
+from otel._internal.settings import (
+    BY_ENV,
+    BY_FIELD,
+    DEFAULT_EXCLUDED_ROUTES,
+    DEFAULT_SYMBOL_CAP,
+    VARIABLES,
+    EnvVar,
+    Settings,
+    symbol_policy,
+)
 from tests.fixtures.env_matrix import wide
 from tests.fixtures.lib import OFFLINE
 
@@ -303,3 +313,42 @@ def test_rejected_values_leave_os_environ_so_the_sdk_never_reads_them(
     assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://c:4317"
     assert first == second
     assert len(caplog.records) == 3  # one per variable, none from the second read
+
+
+def test_every_default_is_the_tables() -> None:
+    defaults = Settings()
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert {v.field for v in VARIABLES} == fields
+    for f in fields - {"otlp", "resource_attributes"}:
+        assert getattr(defaults, f) == BY_FIELD[f].default, f
+    assert defaults.otlp["traces"].protocol == BY_ENV["OTEL_EXPORTER_OTLP_PROTOCOL"].default
+
+
+# A value every simple kind rejects (fullwidth digits: float() and int() would take them).
+_REJECTED = {"boolean": "maybe", "integer": wide("7"), "number": wide("7"), "choice": "bogus"}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [v for v in VARIABLES if v.kind in _REJECTED and not v.dedicated],
+    ids=lambda v: v.env,
+)
+def test_every_table_row_is_read_and_falls_back_to_its_default(
+    caplog: pytest.LogCaptureFixture, row: EnvVar
+) -> None:
+    value = _REJECTED[row.kind]
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({row.env: value})
+    assert getattr(s, row.field) == row.default
+    [message] = caplog.messages
+    assert row.env in message and repr(value) in message
+
+
+def test_the_symbol_guard_uses_the_settings_parser(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"TRADING_OTEL_SYMBOLS": "aapl, msft,AAPL", "TRADING_OTEL_SYMBOL_CAP": "20000"}
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env(env)
+        assert symbol_policy(env) == (s.symbols, s.symbol_cap) == (("AAPL", "MSFT"), 50)
+    assert len(caplog.messages) == 2  # one per read, the same words
+    assert caplog.messages[0] == caplog.messages[1]
+    assert symbol_policy({}) == (None, DEFAULT_SYMBOL_CAP)
