@@ -23,10 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
+
+from otel._internal.env_reader import MAX_MS, Reader, ascii_only, split_list, valid_regex
 
 _log = logging.getLogger("otel.config")
 T = TypeVar("T")
@@ -35,153 +37,11 @@ LogFormat = Literal["auto", "json", "console"]
 Protocol = Literal["grpc", "http/protobuf"]
 
 SIGNALS = ("traces", "metrics", "logs")
-#: The largest duration accepted, in milliseconds (2**31 - 1, about 24.8 days; the SDK's
-#: thread waits overflow long before 1e300).
-MAX_MS = float(2**31 - 1)
 #: Routes never traced: probes and scrapes would drown the real traffic.
 DEFAULT_EXCLUDED_ROUTES = ("/health", "/healthz", "/livez", "/ready", "/readyz", "/metrics")
 
 
-#: Advice already given about os.environ values that are kept (e.g. an endpoint/protocol
-#: mismatch), so that a second ``from_env(os.environ)`` does not repeat it.
-_advised: set[tuple[str, str]] = set()
-
-
-class _Reader:
-    """Reads variables from one environ, warning once per bad value."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.env = environ
-        self.live = environ is os.environ
-        self._warned: set[str] = set()
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def bad(
-        self, name: str, value: str, reason: str, default: object, replacement: str | None = None
-    ) -> None:
-        """Report a rejected value; ``replacement`` is what is kept of it (None: nothing)."""
-        # Shared variables (OTEL_EXPORTER_OTLP_ENDPOINT...) are read once per signal.
-        if name in self._warned:
-            return
-        self._warned.add(name)
-        _log.warning("invalid value %s=%r (%s); using the default %r", name, value, reason, default)
-        if self.live:
-            if replacement is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = replacement
-
-    def advise(self, name: str, value: str, message: str) -> None:
-        """Warn about a value that is kept; once per variable (and per process for os.environ)."""
-        key = (name, value)
-        if name in self._warned or (self.live and key in _advised):
-            return
-        self._warned.add(name)
-        if self.live:
-            _advised.add(key)
-        _log.warning("%s=%r: %s", name, value, message)
-
-    def parse(self, name: str, default: T, cast: Callable[[str], T], reason: str) -> T:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            return cast(value)
-        except (ValueError, TypeError):
-            self.bad(name, value, reason, default)
-            return default
-
-    def number(
-        self, name: str, default: float, *, minimum: float = 0.0, maximum: float = MAX_MS
-    ) -> float:
-        def cast(v: str) -> float:
-            f = float(_ascii(v))
-            # NaN fails both comparisons; a value past ``maximum`` would overflow the
-            # SDK's thread waits (1e300 ms) or the exit deadline.
-            if not minimum <= f <= maximum:
-                raise ValueError(v)
-            return f
-
-        return self.parse(name, default, cast, f"expected a number in [{minimum:g}, {maximum:g}]")
-
-    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
-        def cast(v: str) -> int:
-            i = int(_ascii(v))
-            if not minimum <= i <= maximum:
-                raise ValueError(v)
-            return i
-
-        return self.parse(name, default, cast, f"expected an integer in [{minimum}, {maximum}]")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        def cast(v: str) -> bool:
-            low = v.lower()
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(v)
-
-        return self.parse(name, default, cast, "expected true or false")
-
-    def choice(self, name: str, default: str, allowed: frozenset[str] | tuple[str, ...]) -> str:
-        def cast(v: str) -> str:
-            if v.lower() not in allowed:
-                raise ValueError(v)
-            return v.lower()
-
-        return self.parse(name, default, cast, f"expected one of {', '.join(sorted(allowed))}")
-
-    def names(
-        self, name: str, default: tuple[str, ...], allowed: frozenset[str]
-    ) -> tuple[str, ...]:
-        """A comma list of exporter names; unknown names are dropped with one warning."""
-        value = self.raw(name)
-        if value is None:
-            return default
-        items = [p.strip().lower() for p in value.split(",") if p.strip()]
-        unknown = [p for p in items if p not in allowed]
-        known = tuple(dict.fromkeys(p for p in items if p in allowed))
-        if unknown:
-            kept = ",".join(known) or None
-            known = known or default
-            self.bad(name, value, f"unknown exporter {', '.join(unknown)}", ",".join(known), kept)
-        return () if "none" in known else known
-
-    def patterns(self, name: str) -> tuple[str, ...]:
-        """A comma list of regular expressions; entries that do not compile are dropped."""
-        value = self.raw(name)
-        good: list[str] = []
-        bad: list[str] = []
-        for item in _split(value):
-            (good if _valid_regex(item) else bad).append(item)
-        if value is not None and bad:
-            reason = f"invalid pattern {', '.join(map(repr, bad))}"
-            self.bad(name, value, reason, ",".join(good) or "nothing", ",".join(good) or None)
-        return tuple(good)
-
-    def url(self, name: str) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        # Non-ASCII hosts must be written in their IDNA (punycode) form.
-        if parts.scheme in ("http", "https") and parts.hostname and value.isascii():
-            try:
-                _ = parts.port  # raises on a non-numeric port
-                return value
-            except ValueError:
-                pass
-        self.bad(name, value, "not an http(s) URL with a host", "the SDK default endpoint")
-        return ""  # "" = present but rejected: the SDK default must be forced
-
-
-def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
+def _parse_resource_attributes(reader: Reader) -> dict[str, str]:
     """Parse OTEL_RESOURCE_ATTRIBUTES (``k=v,k2=v2``, percent-encoded values)."""
     name = BY_FIELD["resource_attributes"].env
     value = reader.raw(name)
@@ -208,19 +68,6 @@ def _parse_resource_attributes(reader: _Reader) -> dict[str, str]:
             ",".join(good) or None,
         )
     return attrs
-
-
-def _ascii(value: str) -> str:
-    # float() and int() accept any Unicode digit (fullwidth ones too); the spec means ASCII.
-    if not value.isascii():
-        raise ValueError(value)
-    return value
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
 Kind = Literal[
@@ -443,7 +290,7 @@ def _default(field: str) -> Any:
     return BY_FIELD[field].default
 
 
-def _read(r: _Reader, v: EnvVar) -> Any:
+def _read(r: Reader, v: EnvVar) -> Any:
     """Parse one variable that has no dedicated parser."""
     if v.kind == "text":
         return r.raw(v.env) or v.default
@@ -459,7 +306,7 @@ def _read(r: _Reader, v: EnvVar) -> Any:
     if v.kind == "exporters":
         return r.names(v.env, v.default, frozenset(v.allowed))
     if v.kind == "list":
-        items = _split(r.raw(v.env))
+        items = split_list(r.raw(v.env))
         if v.case:
             items = tuple(p.upper() if v.case == "upper" else p.lower() for p in items)
         kept = type(v.default)(dict.fromkeys(items))  # frozenset or tuple, duplicates dropped
@@ -537,7 +384,7 @@ class Settings:
         Returns:
             A frozen :class:`Settings`. This never raises for bad input.
         """
-        r = _Reader(environ)
+        r = Reader(environ)
         values = {v.field: _read(r, v) for v in VARIABLES if not v.dedicated}
         sampler_arg = BY_FIELD["sampler_arg"]
         if values["sampler"].endswith("traceidratio"):
@@ -561,7 +408,7 @@ class Settings:
         path (as upstream does); excluded routes match a path exactly.
         """
         # from_env already dropped (and reported) the patterns that do not compile.
-        parts = [f"(?:{p})" for p in self.excluded_urls if _valid_regex(p)]
+        parts = [f"(?:{p})" for p in self.excluded_urls if valid_regex(p)]
         parts += [f"(?:^{re.escape(p)}/?$)" for p in self.excluded_routes]
         return re.compile("|".join(parts)) if parts else None
 
@@ -572,23 +419,15 @@ def symbol_policy(environ: Mapping[str, str] = os.environ) -> tuple[tuple[str, .
     For the trading meters used before (or without) ``configure()``; only these two
     variables are read, so nothing else is warned about twice.
     """
-    r = _Reader(environ)
+    r = Reader(environ)
     symbols: tuple[str, ...] = _read(r, BY_FIELD["symbols"])
     cap: int = _read(r, BY_FIELD["symbol_cap"])
     return symbols or None, cap
 
 
-def _valid_regex(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
-
-
 def _ratio(value: str) -> float:
     row = BY_FIELD["sampler_arg"]
-    f = float(_ascii(value))
+    f = float(ascii_only(value))
     if not row.low <= f <= row.high:
         raise ValueError(value)
     return f
@@ -602,7 +441,7 @@ _PROTOCOL, _SIGNAL_PROTOCOL, _ENDPOINT, _SIGNAL_ENDPOINT, _TIMEOUT, _SIGNAL_TIME
 DEFAULT_OTLP_TIMEOUT_MS: float = _TIMEOUT.default
 
 
-def _signal_export(r: _Reader, signal: str) -> SignalExport:
+def _signal_export(r: Reader, signal: str) -> SignalExport:
     up = signal.upper()
     protocols = _PROTOCOL.allowed
     generic = r.choice(_PROTOCOL.env, _PROTOCOL.default, protocols)
@@ -644,7 +483,7 @@ def _signal_export(r: _Reader, signal: str) -> SignalExport:
     )
 
 
-def _timeout_ms(r: _Reader, name: str) -> float | None:
+def _timeout_ms(r: Reader, name: str) -> float | None:
     """An OTLP export timeout in milliseconds, as the spec defines it (> 0, finite).
 
     Python's exporters took seconds before the spec settled, so a value that only makes
@@ -654,7 +493,7 @@ def _timeout_ms(r: _Reader, name: str) -> float | None:
     high = _TIMEOUT.high
 
     def cast(v: str) -> float | None:
-        f = float(_ascii(v))
+        f = float(ascii_only(v))
         if not 0 < f <= high:
             raise ValueError(v)
         return f
@@ -674,7 +513,7 @@ def _timeout_ms(r: _Reader, name: str) -> float | None:
 _PORT_PROTOCOL = {4317: "grpc", 4318: "http/protobuf"}
 
 
-def _check_port(r: _Reader, name: str, url: str, protocol: str, signal_protocol: str) -> None:
+def _check_port(r: Reader, name: str, url: str, protocol: str, signal_protocol: str) -> None:
     """Warn (once) when an endpoint's port is the other protocol's conventional port."""
     try:
         port = urlsplit(url).port
