@@ -240,6 +240,9 @@ def test_table_covers_every_variable() -> None:
     assert set(env_matrix.VARIABLES.values()) <= set(env_matrix.KINDS)
 
 
+# About 4 minutes per mode on 2 idle cores; the suite's 600 s per-test limit is too tight
+# when the machine is shared.
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("mode", ["configure", "instrument"])
 def test_bad_values_never_break_telemetry(sink: Sink, mode: str, tmp_path: Path) -> None:
     child = tmp_path / "child.py"
