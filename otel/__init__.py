@@ -24,14 +24,22 @@ _envguard.guard()
 from otel._internal.app import AppInstrumentation, instrument_app  # noqa: E402
 from otel._internal.bootstrap import Telemetry, configure, shutdown  # noqa: E402
 from otel._internal.logs import ConsoleFormatter, JsonFormatter  # noqa: E402
-from otel._internal.meters import TradingMeters, get_meters, order_timer  # noqa: E402
+from otel._internal.meters import (  # noqa: E402
+    OrderOutcome,
+    SymbolGuard,
+    TradingMeters,
+    get_meters,
+    order_timer,
+)
 from otel._internal.settings import Settings  # noqa: E402
 
 __all__ = [
     "AppInstrumentation",
     "ConsoleFormatter",
     "JsonFormatter",
+    "OrderOutcome",
     "Settings",
+    "SymbolGuard",
     "Telemetry",
     "TradingMeters",
     "__version__",

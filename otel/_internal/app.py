@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+if TYPE_CHECKING:  # the `fastapi` extra; `import otel` works without it
+    from fastapi import FastAPI
 
 
 class AppInstrumentation:
@@ -47,6 +48,8 @@ def instrument_app(
     Raises:
         TypeError: ``app`` is not a FastAPI application.
     """
+    from fastapi import FastAPI
+
     if not isinstance(app, FastAPI):
         raise TypeError(
             f"instrument_app() needs a fastapi.FastAPI app, got {type(app).__name__}; "
