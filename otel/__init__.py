@@ -13,11 +13,10 @@ Typical use in a FastAPI service::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 # Before anything imports OpenTelemetry: the SDK parses some variables at import time
 # and raises on a bad value (see otel/_internal/envguard.py).
 from otel._internal import envguard as _envguard
+from otel._internal.version import __version__
 
 _envguard.guard()
 

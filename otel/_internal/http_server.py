@@ -83,7 +83,7 @@ class ServerTelemetry:
         excluded: re.Pattern[str] | None = None,
         operation_spans: bool = False,
     ) -> None:
-        from otel import __version__
+        from otel._internal.version import __version__
 
         self.tracer: Tracer | None = (
             tracer_provider.get_tracer(SCOPE_NAME, __version__) if tracer_provider else None

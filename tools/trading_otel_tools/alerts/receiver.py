@@ -10,9 +10,11 @@ it must start in a fraction of a second and has no reason to pull in an ASGI sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,3 +180,19 @@ class ArchiveReceiver:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def serve(directory: Path, *, port: int, host: str, retention_days: int) -> int:
+    """Run a receiver in the foreground until Ctrl-C or SIGTERM; the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        receiver = ArchiveReceiver(directory, port=port, host=host, retention_days=retention_days)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"archiving alerts to {directory}/<date>.jsonl, listening on {host}:{receiver.port}")
+    sys.stdout.flush()
+    # Ctrl-C is the normal way to stop it in a terminal.
+    with contextlib.suppress(KeyboardInterrupt):
+        receiver.serve_forever()
+    return 0

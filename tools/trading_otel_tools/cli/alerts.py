@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trading_otel_tools.alerts import ArchivedAlert, ArchiveReceiver, current_state, read_archive
+from trading_otel_tools.alerts import ArchivedAlert, current_state, read_archive
 from trading_otel_tools.alerts.archive import DEFAULT_RETENTION_DAYS
+from trading_otel_tools.alerts.receiver import serve
 
 alerts_app = typer.Typer(
     help="Read the alert archive (var/alerts/<date>.jsonl) or run its webhook receiver.",
@@ -111,16 +110,9 @@ def receiver_cmd(
     ),
 ) -> None:
     """Run the webhook receiver Alertmanager sends to (POST /alerts/<channel>)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        receiver = ArchiveReceiver(directory, port=port, host=host, retention_days=retention_days)
-    except OSError as exc:
-        typer.secho(f"cannot listen on {host}:{port}: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from exc
-    typer.echo(f"archiving alerts to {directory}/<date>.jsonl, listening on {host}:{receiver.port}")
-    # Ctrl-C is the normal way to stop it in a terminal.
-    with contextlib.suppress(KeyboardInterrupt):
-        receiver.serve_forever()
+    code = serve(directory, port=port, host=host, retention_days=retention_days)
+    if code:
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
