@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -21,13 +22,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.common import faults as _faults
+from trading_otel_tools import home
 from trading_otel_tools.stack.config import StackConfig
 from trading_otel_tools.stack.state import Entry, StateFile
+
+
+def _services_faults() -> ModuleType:
+    """The services' own fault flags (``services.common.faults``), from the checkout.
+
+    Imported when a fault command runs, not with this module: the services are in no
+    wheel, so ``trading-otel --help`` must not need them.
+    """
+    try:
+        return importlib.import_module("services.common.faults")
+    except ModuleNotFoundError:
+        sys.path.insert(0, str(home.repo_root()))
+        return importlib.import_module("services.common.faults")
+
 
 #: CLI name -> stored fault name; ``redis-down`` and ``pg-down`` are special: they act on
 #: the servers, not through a flag (Redis cannot flag itself, Postgres is paused).
@@ -211,9 +227,9 @@ async def _inject(
         if name == "redis-down":
             if params:
                 raise ValueError("redis-down takes no parameters")
-            await _faults.pause_redis(client, duration_s)
+            await _services_faults().pause_redis(client, duration_s)
             return f"redis unavailable to every client for {duration_s:g}s (CLIENT PAUSE)"
-        fault = await _faults.set_fault(client, FAULT_NAMES[name], duration_s, **params)
+        fault = await _services_faults().set_fault(client, FAULT_NAMES[name], duration_s, **params)
         shown = ", ".join(f"{k}={v:g}" for k, v in fault.params.items())
         return f"{name} active for {duration_s:g}s" + (f" ({shown})" if shown else "")
     finally:
@@ -250,12 +266,12 @@ async def _clear(config: StackConfig, name: str | None) -> list[str]:
     client = _client(config)
     try:
         if name in (None, "redis-down"):
-            await _faults.unpause_redis(client)
+            await _services_faults().unpause_redis(client)
             if name == "redis-down":
                 return ["redis-down"]
         stored = None if name is None else FAULT_NAMES[name]
         back = {v: k for k, v in FAULT_NAMES.items()}
-        cleared += [back[n] for n in await _faults.clear_faults(client, stored)]
+        cleared += [back[n] for n in await _services_faults().clear_faults(client, stored)]
         return cleared
     finally:
         await client.aclose()
@@ -270,7 +286,7 @@ def clear_fault(config: StackConfig, name: str | None = None) -> list[str]:
 async def _list(config: StackConfig) -> dict[str, Any]:
     client = _client(config)
     try:
-        active = await _faults.read_faults(client)
+        active = await _services_faults().read_faults(client)
     finally:
         await client.aclose()
     back = {v: k for k, v in FAULT_NAMES.items()}
