@@ -13,10 +13,11 @@ help:
 	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail)"
 	@echo "make inventory - fault matrix on the real stack; re-record the signal inventory"
 
-$(STAMP): pyproject.toml
+# Two distributions, one .venv: the library (every integration) and the tooling (the CLI).
+$(STAMP): pyproject.toml tools/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all]' -e 'tools[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,27 +41,27 @@ test-e2e: system-deps venv collector
 	$(VENV)/bin/pytest tests/e2e
 
 lint: venv
-	$(VENV)/bin/ruff check otel services tests bench
-	$(VENV)/bin/ruff format --check otel services tests bench
+	$(VENV)/bin/ruff check otel tools services tests bench
+	$(VENV)/bin/ruff format --check otel tools services tests bench
 	$(VENV)/bin/mypy
 
 fmt: venv
-	$(VENV)/bin/ruff format otel services tests bench
-	$(VENV)/bin/ruff check --fix otel services tests bench
+	$(VENV)/bin/ruff format otel tools services tests bench
+	$(VENV)/bin/ruff check --fix otel tools services tests bench
 
 bench: system-deps venv
 	$(PY) -m bench
 
 docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md
-	$(PY) -m otel._internal.alerts.latency --update docs/alerting.md
-	$(PY) -m otel._internal.inventory --docs
-	$(PY) -m otel.cli.config_docs --update docs/configuration.md
+	$(PY) -m trading_otel_tools.alerts.latency --update docs/alerting.md
+	$(PY) -m trading_otel_tools.inventory --docs
+	$(PY) -m trading_otel_tools.cli.config_docs --update docs/configuration.md
 
 # Run the fault matrix on the real stack and re-record tests/fixtures/signal_inventory.json
 # (prints which names moved); about 8 minutes.
 inventory: system-deps venv collector
-	$(PY) -m otel._internal.inventory
+	$(PY) -m trading_otel_tools.inventory
 
 demo: system-deps venv collector
 	$(VENV)/bin/trading-otel demo

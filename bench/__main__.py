@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench import micro
 from bench.worker import ENDPOINTS, SETUPS
-from otel._internal.procs import ManagedProcess, free_port, http_probe, tcp_ok
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe, tcp_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

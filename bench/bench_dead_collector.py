@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
-from otel._internal.procs import ManagedProcess, free_port, http_probe, tcp_ok
-from otel._internal.servers.postgres import PostgresServer
-from otel._internal.servers.redis import RedisServer
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe, tcp_ok
+from trading_otel_tools.servers.postgres import PostgresServer
+from trading_otel_tools.servers.redis import RedisServer
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parents[1]

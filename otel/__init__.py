@@ -13,25 +13,32 @@ Typical use in a FastAPI service::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 # Before anything imports OpenTelemetry: the SDK parses some variables at import time
 # and raises on a bad value (see otel/_internal/envguard.py).
 from otel._internal import envguard as _envguard
+from otel._internal.version import __version__
 
 _envguard.guard()
 
 from otel._internal.app import AppInstrumentation, instrument_app  # noqa: E402
 from otel._internal.bootstrap import Telemetry, configure, shutdown  # noqa: E402
 from otel._internal.logs import ConsoleFormatter, JsonFormatter  # noqa: E402
-from otel._internal.meters import TradingMeters, get_meters, order_timer  # noqa: E402
+from otel._internal.meters import (  # noqa: E402
+    OrderOutcome,
+    SymbolGuard,
+    TradingMeters,
+    get_meters,
+    order_timer,
+)
 from otel._internal.settings import Settings  # noqa: E402
 
 __all__ = [
     "AppInstrumentation",
     "ConsoleFormatter",
     "JsonFormatter",
+    "OrderOutcome",
     "Settings",
+    "SymbolGuard",
     "Telemetry",
     "TradingMeters",
     "__version__",

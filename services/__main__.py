@@ -18,8 +18,8 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from otel._internal.procs import free_port
 from services.common.config import EX_CONFIG, ServiceSettings, SettingsError
+from services.common.ports import free_port
 
 #: name -> (default port, import path of its app factory)
 SERVICES: dict[str, tuple[int, str]] = {

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import sampling as samp
 
 from otel._internal import envguard, exporters, scrub
-from otel._internal.http_server import DURATION_BUCKETS
+from otel._internal.catalogue import HTTP_DURATION_BUCKETS as DURATION_BUCKETS
 from otel._internal.instrumentation import DB_DURATION_BUCKETS
 from otel._internal.resource import build_resource
 from otel._internal.settings import Settings
@@ -214,7 +214,7 @@ def build(
 
 def instrument(telemetry: Telemetry) -> None:
     """Wire ``telemetry`` into FastAPI, the client libraries and logging."""
-    from otel._internal import http_server, sanitize
+    from otel._internal import sanitize
     from otel._internal.instrumentation import instrument_libraries
     from otel._internal.logs import setup_logging
 
@@ -226,14 +226,23 @@ def instrument(telemetry: Telemetry) -> None:
     off = "fastapi" in disabled or "*" in disabled
     # Installed even when disabled: with global providers set, FastAPI would otherwise
     # switch its own telemetry on.
-    server = http_server.ServerTelemetry(
-        None if off else telemetry.tracer_provider,
-        None if off else telemetry.meter_provider,
-        excluded=s.excluded_paths_regex(),
-        operation_spans=s.fastapi_operation_spans,
+    try:
+        from otel._internal import http_server
+    except ImportError:  # no `fastapi` extra: there is no server path to instrument
+        http_server = None  # type: ignore[assignment]
+    server = (
+        None
+        if http_server is None
+        else http_server.ServerTelemetry(
+            None if off else telemetry.tracer_provider,
+            None if off else telemetry.meter_provider,
+            excluded=s.excluded_paths_regex(),
+            operation_spans=s.fastapi_operation_spans,
+        )
     )
     telemetry.undo.append(sanitize.set_sensitive_params(s.redact_query_params))
-    telemetry.undo.append(http_server.install(server, lean=s.lean_server))
+    if http_server is not None and server is not None:
+        telemetry.undo.append(http_server.install(server, lean=s.lean_server))
     telemetry.undo.append(
         instrument_libraries(telemetry.tracer_provider, telemetry.meter_provider, disabled)
     )

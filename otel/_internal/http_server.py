@@ -35,6 +35,7 @@ from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
 from otel._internal import sanitize
+from otel._internal.catalogue import HTTP_DURATION_BUCKETS as DURATION_BUCKETS
 from otel._internal.fastpath import CachedRecorder, is_lean
 from otel._internal.native_hooks import Native, detect, exception_type
 from otel._internal.sanitize import sanitize_message
@@ -47,11 +48,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_NAME = "otel.http_server"
 _log = logging.getLogger("otel.http_server")
-#: Seconds; a trading API answers in ~1 ms to a few seconds.
-DURATION_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
-    1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -93,7 +89,7 @@ class ServerTelemetry:
         excluded: re.Pattern[str] | None = None,
         operation_spans: bool = False,
     ) -> None:
-        from otel import __version__
+        from otel._internal.version import __version__
 
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider

@@ -75,7 +75,7 @@ def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterPro
     import asyncpg.prepared_stmt
     import wrapt
 
-    from otel import __version__
+    from otel._internal.version import __version__
 
     tracer = tracer_provider.get_tracer("otel.asyncpg", __version__)
     duration = meter_provider.get_meter("otel.asyncpg", __version__).create_histogram(

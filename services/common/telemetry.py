@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from opentelemetry import trace
 
 import otel
-from otel._internal.meters import OrderOutcome
+from otel import OrderOutcome
 
 _log = logging.getLogger("services.telemetry")
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel._internal.servers.prometheus import PrometheusServer
-from otel._internal.stack import StackConfig, down, run_load, up
-from otel._internal.stack.components import SERVICE_METRICS_PORTS
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import wait_until
+from trading_otel_tools.servers.prometheus import PrometheusServer
+from trading_otel_tools.stack import StackConfig, down, run_load, up
+from trading_otel_tools.stack.components import SERVICE_METRICS_PORTS
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel._internal.alerts import ArchivedAlert, read_archive
-from otel._internal.alerts.rules import active_alerts
-from otel._internal.servers.prometheus import wait_for
-from otel._internal.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
+from trading_otel_tools.alerts import ArchivedAlert, read_archive
+from trading_otel_tools.alerts.rules import active_alerts
+from trading_otel_tools.servers.prometheus import wait_for
+from trading_otel_tools.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,7 @@
 under its fault, the critical ones reach the alert archive through the real Alertmanager,
 every dashboard panel shows data, and the committed signal inventory still holds.
 
-One run of otel/_internal/inventory/run.py serves every test here (run with -s to see
+One run of tools/trading_otel_tools/inventory/run.py serves every test here (run with -s to see
 its progress and the per-alert times).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel._internal.inventory import matrix, promql, queries
-from otel._internal.inventory.__main__ import summary
-from otel._internal.inventory.model import SCRAPE_LABELS, Inventory, diff
-from otel._internal.inventory.run import MatrixEnv, MatrixResult, matrix_environment, run_matrix
+from trading_otel_tools.inventory import matrix, promql, queries
+from trading_otel_tools.inventory.__main__ import summary
+from trading_otel_tools.inventory.model import SCRAPE_LABELS, Inventory, diff
+from trading_otel_tools.inventory.run import MatrixEnv, MatrixResult, matrix_environment, run_matrix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 

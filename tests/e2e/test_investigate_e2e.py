@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from otel._internal.investigate import InvestigateOptions, Report, investigate, render_text
-from otel._internal.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
-from otel.cli import app as cli_app
+from trading_otel_tools.cli import app as cli_app
+from trading_otel_tools.investigate import InvestigateOptions, Report, investigate, render_text
+from trading_otel_tools.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
 
 pytestmark = pytest.mark.e2e
 

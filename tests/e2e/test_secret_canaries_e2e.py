@@ -29,11 +29,11 @@ import redis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel._internal.sanitize import MASK
-from otel._internal.servers.prometheus import PrometheusServer
-from otel._internal.stack import StackConfig, down, up
 from tests.fixtures import collector_payloads as p
 from tests.fixtures import secret_canaries as raw
 from tests.fixtures.collector import wait_until
+from trading_otel_tools.servers.prometheus import PrometheusServer
+from trading_otel_tools.stack import StackConfig, down, up
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def stack(server_root: Path, collector_binary: Path) -> Iterator[StackConfig]:
         ready_timeout_s=90,
     )  # fmt: skip
     try:
-        # The services inherit this process's environment (otel/_internal/procs.py), so
+        # The services inherit this process's environment (tools/trading_otel_tools/procs.py), so
         # the settings under test reach them the way a deployment sets them.
         with pytest.MonkeyPatch.context() as mp:
             for key, value in ENV.items():

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from otel._internal.collector import build as building
-from otel._internal.collector.lint import lint
-from otel._internal.procs import free_port
-from otel._internal.servers.collector import ROLES, role_files
-from otel.cli import app
+from trading_otel_tools.cli import app
+from trading_otel_tools.collector import build as building
+from trading_otel_tools.collector.lint import lint
+from trading_otel_tools.procs import free_port
+from trading_otel_tools.servers.collector import ROLES, role_files
 
 pytestmark = pytest.mark.integration
 

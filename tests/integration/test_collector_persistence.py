@@ -12,7 +12,6 @@ import time
 import httpx
 import pytest
 
-from otel._internal.servers.collector import CollectorServer
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import (
     RECORDER_CONFIG,
@@ -21,6 +20,7 @@ from tests.fixtures.collector import (
     recorder_env,
     wait_until,
 )
+from trading_otel_tools.servers.collector import CollectorServer
 
 pytestmark = pytest.mark.integration
 

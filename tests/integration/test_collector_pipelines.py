@@ -14,9 +14,6 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from otel._internal.procs import free_port
-from otel._internal.servers.collector import CollectorServer
-from otel._internal.servers.prometheus import PrometheusServer, scrape_config
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import (
     RECORDER_CONFIG,
@@ -25,6 +22,9 @@ from tests.fixtures.collector import (
     recorder_env,
     wait_until,
 )
+from trading_otel_tools.procs import free_port
+from trading_otel_tools.servers.collector import CollectorServer
+from trading_otel_tools.servers.prometheus import PrometheusServer, scrape_config
 
 pytestmark = pytest.mark.integration
 

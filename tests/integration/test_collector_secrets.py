@@ -11,10 +11,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from otel._internal.servers.collector import CollectorServer
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import CollectorFactory, wait_until
 from tests.fixtures.secret_canaries import CANARY, EXPECTED, logs, metrics, spans
+from trading_otel_tools.servers.collector import CollectorServer
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from otel._internal.alerts import read_archive
-from otel._internal.alerts.stackparts import AlertingStack
 from tests.fixtures.alerting import StaticMetrics
+from trading_otel_tools.alerts import read_archive
+from trading_otel_tools.alerts.stackparts import AlertingStack
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from otel._internal.alerts import ArchivedAlert, read_archive
-from otel._internal.servers.alertmanager import AlertmanagerServer
+from trading_otel_tools.alerts import ArchivedAlert, read_archive
+from trading_otel_tools.servers.alertmanager import AlertmanagerServer
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from otel._internal.alerts import read_archive
-from otel._internal.servers.alertmanager import AlertmanagerServer
 from tests.fixtures.alerting import DEPLOY
+from trading_otel_tools.alerts import read_archive
+from trading_otel_tools.servers.alertmanager import AlertmanagerServer
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from otel._internal.procs import ServerError
-from otel._internal.servers.prometheus import PrometheusServer
 from tests.fixtures.alerting import DEPLOY, REPO
 from tests.fixtures.prometheus import PrometheusFactory
 from tests.unit.test_deploy_grafana import dashboard_exprs, datasources
+from trading_otel_tools.procs import ServerError
+from trading_otel_tools.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

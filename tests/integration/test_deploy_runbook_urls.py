@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
-from otel._internal.alerts import ArchiveReceiver
-from otel._internal.alerts.stackparts import (
+from tests.fixtures.alerting import DEPLOY, REPO
+from tests.fixtures.prometheus import PrometheusFactory
+from trading_otel_tools.alerts import ArchiveReceiver
+from trading_otel_tools.alerts.stackparts import (
     PROMETHEUS_LOCAL,
     AlertingStack,
     local_runbook_base,
     render_prometheus_config,
 )
-from otel._internal.servers.prometheus import wait_for
-from tests.fixtures.alerting import DEPLOY, REPO
-from tests.fixtures.prometheus import PrometheusFactory
+from trading_otel_tools.servers.prometheus import wait_for
 
 pytestmark = pytest.mark.integration
 

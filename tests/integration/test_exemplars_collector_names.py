@@ -31,9 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from otel._internal.catalogue import CATALOGUE
 from otel._internal.meters import SymbolGuard, TradingMeters, histogram_views
 from otel._internal.openmetrics import PrometheusEndpoint
-from otel._internal.servers.collector import CollectorServer
-from otel._internal.servers.prometheus import wait_for
 from tests.unit.test_meters_openmetrics import OM_ACCEPT, record_everything
+from trading_otel_tools.servers.collector import CollectorServer
+from trading_otel_tools.servers.prometheus import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from otel._internal.procs import ManagedProcess, free_port, http_probe
-from otel._internal.servers.prometheus import PrometheusServer, wait_for
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
+from trading_otel_tools.servers.prometheus import PrometheusServer, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

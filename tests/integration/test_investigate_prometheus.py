@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from otel._internal.investigate import (
+from trading_otel_tools.cli import app as cli_app
+from trading_otel_tools.investigate import (
     ExemplarStorageError,
     InvestigateOptions,
     investigate,
     render_text,
 )
-from otel._internal.procs import ManagedProcess, free_port, http_probe
-from otel._internal.servers.prometheus import PrometheusServer, scrape_config, wait_for
-from otel.cli import app as cli_app
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
+from trading_otel_tools.servers.prometheus import PrometheusServer, scrape_config, wait_for
 
 pytestmark = pytest.mark.integration
 

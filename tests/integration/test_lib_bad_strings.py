@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from otel._internal.procs import free_port
-from otel._internal.servers.collector import CollectorServer
 from tests.fixtures import collector_payloads as p
 from tests.fixtures.collector import RECORDER_CONFIG, CollectorFactory, wait_until
 from tests.fixtures.lib import REPO
+from trading_otel_tools.procs import free_port
+from trading_otel_tools.servers.collector import CollectorServer
 
 pytestmark = pytest.mark.integration
 

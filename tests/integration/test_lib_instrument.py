@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from otel._internal.procs import free_port
 from tests.fixtures.lib import BIN, OtlpReceiver, app_env, serve, wait_for
+from trading_otel_tools.procs import free_port
 
 pytestmark = pytest.mark.integration
 

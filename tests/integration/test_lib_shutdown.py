@@ -19,9 +19,9 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 
 from otel._internal import bootstrap
-from otel._internal.procs import free_port
 from otel._internal.settings import Settings
 from tests.fixtures.lib import REPO, OtlpReceiver, wait_for
+from trading_otel_tools.procs import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel._internal.procs import free_port
 from tests.fixtures.lib import BIN, OtlpReceiver, app_env, serve
+from trading_otel_tools.procs import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from otel._internal.procs import free_port, port_in_use, tail
-from otel._internal.servers.collector import CollectorServer
 from otel._internal.settings import Settings
 from tests.fixtures import collector_payloads as payloads
 from tests.fixtures.collector import RECORDER_CONFIG, CollectorFactory, wait_until
 from tests.fixtures.lib import REPO
+from trading_otel_tools.procs import free_port, port_in_use, tail
+from trading_otel_tools.servers.collector import CollectorServer
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ import redis as syncredis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from otel._internal.servers.redis import RedisServer
-from otel._internal.stack.load import LoadReport, run_load
 from services.common.config import ServiceSettings
 from services.marketdata.feed import history_key
 from tests.fixtures.services import Snapshot, Telemetry, serve_asgi, serve_in_thread
+from trading_otel_tools.servers.redis import RedisServer
+from trading_otel_tools.stack.load import LoadReport, run_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from otel._internal.procs import ManagedProcess, free_port, http_probe
-from otel._internal.servers.postgres import PostgresServer
-from otel._internal.servers.redis import RedisServer
 from tests.fixtures.services import RunningBroker
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
+from trading_otel_tools.servers.postgres import PostgresServer
+from trading_otel_tools.servers.redis import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -14,10 +14,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from opentelemetry.trace import SpanKind
 
-from otel._internal.procs import port_in_use
 from services.common.config import ServiceSettings
 from services.common.faults import clear_faults, pause_redis, set_fault, unpause_redis
 from tests.fixtures.services import RunningBroker, Snapshot, Telemetry, serve_asgi
+from trading_otel_tools.procs import port_in_use
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -17,14 +17,14 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from otel._internal.servers.postgres import PostgresServer
-from otel._internal.servers.redis import RedisServer
-from otel._internal.stack import StackConfig, clear_fault, inject_fault, list_faults
-from otel._internal.stack.faults import pause_component, paused_components, resume_component
-from otel._internal.stack.state import Entry, StateFile, start_ticks
 from services.common.config import ServiceSettings
 from services.common.faults import clear_faults, set_fault
 from tests.fixtures.services import Snapshot, Telemetry, serve_asgi
+from trading_otel_tools.servers.postgres import PostgresServer
+from trading_otel_tools.servers.redis import RedisServer
+from trading_otel_tools.stack import StackConfig, clear_fault, inject_fault, list_faults
+from trading_otel_tools.stack.faults import pause_component, paused_components, resume_component
+from trading_otel_tools.stack.state import Entry, StateFile, start_ticks
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel._internal.procs import ManagedProcess, free_port, http_probe
-from otel._internal.servers.postgres import PostgresServer
-from otel._internal.servers.redis import RedisServer
 from services.common.config import EX_CONFIG
 from tests.fixtures.lib import OFFLINE, REPO
 from tests.fixtures.services import RunningBroker
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
+from trading_otel_tools.servers.postgres import PostgresServer
+from trading_otel_tools.servers.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 

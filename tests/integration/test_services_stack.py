@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from otel._internal.collector.build import BINARY
-from otel._internal.stack import (
+from trading_otel_tools.collector.build import BINARY
+from trading_otel_tools.stack import (
     StackConfig,
     StackError,
     clear_fault,
@@ -24,7 +24,7 @@ from otel._internal.stack import (
     status,
     up,
 )
-from otel._internal.stack.state import Entry, StateFile, start_ticks
+from trading_otel_tools.stack.state import Entry, StateFile, start_ticks
 
 pytestmark = pytest.mark.integration
 

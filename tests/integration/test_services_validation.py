@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from otel._internal.servers.postgres import PostgresServer
+from trading_otel_tools.servers.postgres import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from otel._internal.alerts.rules import RulesError, parse_rules
+from trading_otel_tools.alerts.rules import RulesError, parse_rules
 
 
 def _rule(name: str, duration: int, alerts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otel._internal.collector import build as building
+from trading_otel_tools.collector import build as building
 
 
 def fake_binary(tmp_path: Path, manifest: Path) -> Path:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from otel._internal.collector.config import MergedConfig, load
-from otel._internal.collector.lint import Finding, LintInputError, lint, overlay_hint
 from otel._internal.sanitize import MASK, SENSITIVE_QUERY_PARAMS
-from otel._internal.servers.collector import ROLES, role_files
+from trading_otel_tools.collector.config import MergedConfig, load
+from trading_otel_tools.collector.lint import Finding, LintInputError, lint, overlay_hint
+from trading_otel_tools.servers.collector import ROLES, role_files
 
 GOOD = """\
 extensions:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from otel._internal.settings import VARIABLES
-from otel.cli.config_docs import BLOCKS, DOC, render
 from services.common.config import FAIL_CLOSED, SETTINGS
+from trading_otel_tools.cli.config_docs import BLOCKS, doc_path, render
 
 
 def _block(text: str, name: str) -> str:
@@ -14,15 +14,15 @@ def _block(text: str, name: str) -> str:
 
 
 def test_docs_configuration_md_is_generated_from_the_settings_tables() -> None:
-    text = DOC.read_text()
+    text = doc_path().read_text()
     assert render(text) == text, (
         "docs/configuration.md is stale: run `make docs` "
-        "(python -m otel.cli.config_docs --update docs/configuration.md)"
+        "(python -m trading_otel_tools.cli.config_docs --update docs/configuration.md)"
     )
 
 
 def test_every_library_variable_has_one_row() -> None:
-    text = DOC.read_text()
+    text = doc_path().read_text()
     rows = [
         line
         for name in ("settings-project", "settings-otel")
@@ -33,7 +33,7 @@ def test_every_library_variable_has_one_row() -> None:
 
 
 def test_the_services_block_marks_exactly_the_fail_closed_settings() -> None:
-    block = _block(DOC.read_text(), "settings-services")
+    block = _block(doc_path().read_text(), "settings-services")
     closed = set(re.findall(r"^\| `(TRADING_OTEL_\w+)` \|.*\| \*\*closed\*\* \|$", block, re.M))
     assert closed == set(FAIL_CLOSED)
     assert {s.var for s in SETTINGS} <= set(re.findall(r"^\| `(TRADING_OTEL_\w+)`", block, re.M))

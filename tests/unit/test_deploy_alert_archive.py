@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from otel._internal.alerts import (
+from trading_otel_tools.alerts import (
     AlertArchive,
     ArchiveReceiver,
     InvalidNotification,
     current_state,
     read_archive,
 )
-from otel.cli import app
+from trading_otel_tools.cli import app
 
 T0 = datetime(2026, 3, 2, 14, 30, 5, tzinfo=UTC)
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from otel._internal.alerts import deployments, latency, stages
-from otel._internal.alerts.deployments import Deployment, DeploymentError
-from otel._internal.alerts.latency import (
+from tests.fixtures.alerting import REPO
+from trading_otel_tools.alerts import deployments, latency, stages
+from trading_otel_tools.alerts.deployments import Deployment, DeploymentError
+from trading_otel_tools.alerts.latency import (
     BEGIN,
     BUDGET_S,
     END,
@@ -24,9 +25,8 @@ from otel._internal.alerts.latency import (
     render_markdown,
     replace_block,
 )
-from otel._internal.alerts.routing import matches, reached
-from otel._internal.alerts.stages import parse_duration
-from tests.fixtures.alerting import REPO
+from trading_otel_tools.alerts.routing import matches, reached
+from trading_otel_tools.alerts.stages import parse_duration
 
 DOC = REPO / "docs" / "alerting.md"
 MODES = list(deployments.MODES)
@@ -116,7 +116,7 @@ def test_the_doc_prints_the_computed_figures() -> None:
     block = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert block == render_markdown(compute()), (
         "docs/alerting.md's alert-latency block is stale: run `make docs` "
-        "(python -m otel._internal.alerts.latency --update docs/alerting.md)"
+        "(python -m trading_otel_tools.alerts.latency --update docs/alerting.md)"
     )
 
 

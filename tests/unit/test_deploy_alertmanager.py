@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otel._internal.alerts.stackparts import render_alertmanager_config
 from tests.fixtures.alerting import DEPLOY
+from trading_otel_tools.alerts.stackparts import render_alertmanager_config
 
 AM = DEPLOY / "alertmanager"
 CONFIGS = [AM / "alertmanager.yml", AM / "alertmanager.local.yml"]

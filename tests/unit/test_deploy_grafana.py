@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from otel._internal.catalogue import CATALOGUE
-from otel._internal.stack.faults import FAULT_NAMES
 from tests.fixtures.alerting import (
     DEPLOY,
     REPO,
@@ -22,6 +21,7 @@ from tests.fixtures.alerting import (
     metric_names,
     unknown_metrics,
 )
+from trading_otel_tools.stack.faults import FAULT_NAMES
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

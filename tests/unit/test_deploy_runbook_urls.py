@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otel._internal.alerts.stackparts import (
+from tests.fixtures.alerting import DEPLOY, REPO
+from trading_otel_tools.alerts.stackparts import (
     RECEIVER_PORT,
     local_runbook_base,
     render_prometheus_config,
 )
-from tests.fixtures.alerting import DEPLOY, REPO
 
 RUNBOOKS = REPO / "docs" / "runbooks"
 PROM = DEPLOY / "prometheus"

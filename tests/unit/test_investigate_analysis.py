@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from otel._internal.investigate.analysis import analyze, critical_path, self_time_ns, span_label
-from otel._internal.investigate.model import Span, Trace
-from otel._internal.investigate.summary import top_cause
+from trading_otel_tools.investigate.analysis import analyze, critical_path, self_time_ns, span_label
+from trading_otel_tools.investigate.model import Span, Trace
+from trading_otel_tools.investigate.summary import top_cause
 
 MS = 1_000_000
 T0 = 1_800_000_000 * 1_000_000_000

@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from otel._internal.investigate.sources import (
+from trading_otel_tools.investigate.sources import (
     FileTraceSource,
     LokiLogSource,
     SourceError,
     TempoTraceSource,
 )
-from otel._internal.procs import free_port
+from trading_otel_tools.procs import free_port
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "investigate"
 SLOW = "5b8efff798038103d269b633813fc60c"

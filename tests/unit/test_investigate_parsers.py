@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from otel._internal.investigate import otlp
-from otel._internal.investigate.analysis import analyze
-from otel._internal.investigate.sources import (
+from trading_otel_tools.investigate import otlp
+from trading_otel_tools.investigate.analysis import analyze
+from trading_otel_tools.investigate.sources import (
     FileLogSource,
     FileTraceSource,
     SourceError,

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from otel._internal.investigate import (
+from trading_otel_tools.cli import app as cli_app
+from trading_otel_tools.investigate import (
     InvestigateOptions,
     PrometheusError,
     Report,
@@ -25,19 +26,18 @@ from otel._internal.investigate import (
     render_json,
     render_text,
 )
-from otel._internal.investigate.analysis import analyze
-from otel._internal.investigate.links import trace_link
-from otel._internal.investigate.model import Exemplar, LogEntry, SpikeWindow
-from otel._internal.investigate.sources import FileLogSource, FileTraceSource
-from otel._internal.investigate.spikes import choose_step, find_windows, latency_query
-from otel._internal.investigate.summary import top_cause
-from otel._internal.investigate.timeparse import (
+from trading_otel_tools.investigate.analysis import analyze
+from trading_otel_tools.investigate.links import trace_link
+from trading_otel_tools.investigate.model import Exemplar, LogEntry, SpikeWindow
+from trading_otel_tools.investigate.sources import FileLogSource, FileTraceSource
+from trading_otel_tools.investigate.spikes import choose_step, find_windows, latency_query
+from trading_otel_tools.investigate.summary import top_cause
+from trading_otel_tools.investigate.timeparse import (
     format_ms,
     parse_duration,
     parse_instant,
 )
-from otel._internal.procs import free_port
-from otel.cli import app as cli_app
+from trading_otel_tools.procs import free_port
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "investigate"
 SLOW = "5b8efff798038103d269b633813fc60c"

@@ -27,16 +27,7 @@ import otel
 
 OTEL_ROOT = Path(otel.__file__).resolve().parent
 BANNED_PACKAGES = {"fastapi", "starlette", "asyncpg", "redis", "httpx", "grpc", "typer", "rich"}
-TOOLING = (
-    "otel._internal.stack",
-    "otel._internal.servers",
-    "otel._internal.collector",
-    "otel._internal.alerts",
-    "otel._internal.investigate",
-    "otel._internal.inventory",
-    "otel._internal.demo",
-    "otel.cli",
-)
+TOOLING = ("trading_otel_tools", "services")
 #: The SDK's experimental logs API: the only way to its logs, so allowed (see above).
 LOGS_API = ("opentelemetry._logs", "opentelemetry.sdk._logs")
 

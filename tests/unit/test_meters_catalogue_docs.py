@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from otel._internal.catalogue import CATALOGUE
-from otel.cli import app
-from otel.cli.metrics import render_markdown
+from trading_otel_tools.cli import app
+from trading_otel_tools.cli.metrics import render_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 runner = CliRunner()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from otel.cli import app
 from services.common.auth import ApiKeyAuth, client_key
 from services.common.config import ServiceSettings
+from trading_otel_tools.cli import app
 
 KEY = "gw-key-0123456789abcdef"
 OTHER = "gw-key-fedcba9876543210"

@@ -9,9 +9,9 @@ import pytest
 import redis.exceptions
 from typer.testing import CliRunner
 
-from otel._internal.procs import free_port
-from otel._internal.stack import StackConfig, inject_fault
-from otel.cli import app
+from trading_otel_tools.cli import app
+from trading_otel_tools.procs import free_port
+from trading_otel_tools.stack import StackConfig, inject_fault
 
 runner = CliRunner()
 

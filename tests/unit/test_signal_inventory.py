@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from otel._internal.inventory import matrix, promql, queries
-from otel._internal.inventory.__main__ import DOC, render_doc
-from otel._internal.inventory.model import SCRAPE_LABELS, Inventory, SeriesName, diff
-from otel._internal.inventory.profile import duration_s, write_profile
+from trading_otel_tools import home
+from trading_otel_tools.inventory import matrix, promql, queries
+from trading_otel_tools.inventory.__main__ import render_doc
+from trading_otel_tools.inventory.model import SCRAPE_LABELS, Inventory, SeriesName, diff
+from trading_otel_tools.inventory.profile import duration_s, write_profile
 
 INVENTORY = Inventory.load()
 # Dashboards, rules and runbooks query Prometheus: only what it stores counts. (The
@@ -104,7 +105,7 @@ def test_overrides_apply_to_the_shipped_expression_and_say_why() -> None:
 
 
 def test_docs_print_the_current_matrix() -> None:
-    text = DOC.read_text()
+    text = home.checkout().alerting_doc.read_text()
     assert render_doc(text) == text, "docs/alerting.md is stale: run `make docs`"
 
 
