@@ -435,6 +435,20 @@ def install(telemetry: ServerTelemetry, *, lean: bool = True) -> Callable[[], No
     """
     global _active, _path, _warned
     native = detect() if lean else None
+    if (
+        native is None
+        and _installed("fastapi")
+        and not _installed("opentelemetry.instrumentation.asgi")
+    ):
+        # The stock path needs contrib's ASGI middleware (the `fastapi` extra brings it).
+        native = None if lean else detect()
+        _log.warning(
+            "the stock server path needs opentelemetry-instrumentation-asgi "
+            "(pip install 'trading-otel[fastapi]'); %s",
+            "using the lean path instead" if native else "HTTP server spans are off",
+        )
+        if native is None:
+            return lambda: None
     if native is not None:
         _install_lean(native)
         path = "lean"
@@ -461,6 +475,15 @@ def install(telemetry: ServerTelemetry, *, lean: bool = True) -> Callable[[], No
             _active, _path = previous
 
     return uninstall
+
+
+def _installed(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def active() -> ServerTelemetry | None:

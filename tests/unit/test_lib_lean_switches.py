@@ -271,3 +271,29 @@ def test_lean_encoder_off_sends_the_same_spans_logs_and_metrics(
     # Bad text is cleaned on both paths, not dropped: the batch arrived with it.
     assert "lone \ufffd surrogate" in spans
     assert "order \ufffd filled" in repr(lean[1])
+
+
+async def test_stock_server_path_without_contrib_middleware_keeps_the_lean_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without opentelemetry-instrumentation-asgi (no `fastapi` extra) the stock path
+    # cannot run: TRADING_OTEL_LEAN_SERVER=false warns and keeps the lean path's spans.
+    monkeypatch.setattr(
+        http_server, "_installed", lambda module: module != "opentelemetry.instrumentation.asgi"
+    )
+    mt = memory_telemetry()
+    caplog.set_level(logging.WARNING, "otel.http_server")
+    undo = http_server.install(
+        http_server.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider),
+        lean=False,
+    )
+    try:
+        assert http_server.active_path() == "lean"
+        await send_all(EARLY, [("GET", "/orders/1", {}, None)])
+    finally:
+        undo()
+    warnings = [r.getMessage() for r in caplog.records if "instrumentation-asgi" in r.getMessage()]
+    assert len(warnings) == 1 and "using the lean path instead" in warnings[0]
+    spans = mt.spans.get_finished_spans()
+    assert [(s.name, s.kind) for s in spans] == [("GET /orders/{order_id}", SpanKind.SERVER)]
+    mt.telemetry.shutdown(5)
