@@ -51,8 +51,8 @@ def latency_views(lean: bool = True) -> list[View]:
     Args:
         lean: Our exemplar reservoir; False keeps the SDK's (TRADING_OTEL_LEAN_METRICS).
     """
-    from otel._internal.fastpath import lean_reservoir_factory
     from otel._internal.meters import histogram_views
+    from otel._internal.recording import lean_reservoir_factory
 
     # Same exemplars as the SDK's aligned reservoir (last value per bucket), with the
     # span context read at collection instead of on every record.
@@ -200,7 +200,7 @@ def build(
         shutdown_on_exit=False,
     )
     if not settings.lean_metrics:
-        from otel._internal.fastpath import use_stock_recording
+        from otel._internal.recording import use_stock_recording
 
         use_stock_recording(meter_provider)
     logger_provider = None
@@ -227,13 +227,13 @@ def instrument(telemetry: Telemetry) -> None:
     # Installed even when disabled: with global providers set, FastAPI would otherwise
     # switch its own telemetry on.
     try:
-        from otel._internal import http_server
+        from otel._internal import server_telemetry
     except ImportError:  # no `fastapi` extra: there is no server path to instrument
-        http_server = None  # type: ignore[assignment]
+        server_telemetry = None  # type: ignore[assignment]
     server = (
         None
-        if http_server is None
-        else http_server.ServerTelemetry(
+        if server_telemetry is None
+        else server_telemetry.ServerTelemetry(
             None if off else telemetry.tracer_provider,
             None if off else telemetry.meter_provider,
             excluded=s.excluded_paths_regex(),
@@ -241,8 +241,8 @@ def instrument(telemetry: Telemetry) -> None:
         )
     )
     telemetry.undo.append(sanitize.set_sensitive_params(s.redact_query_params))
-    if http_server is not None and server is not None:
-        telemetry.undo.append(http_server.install(server, lean=s.lean_server))
+    if server_telemetry is not None and server is not None:
+        telemetry.undo.append(server_telemetry.install(server, lean=s.lean_server))
     telemetry.undo.append(
         instrument_libraries(telemetry.tracer_provider, telemetry.meter_provider, disabled)
     )

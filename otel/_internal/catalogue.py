@@ -14,7 +14,7 @@ InstrumentKind = Literal["counter", "updowncounter", "histogram", "gauge"]
 
 #: Order placement: ~1 ms to 10 s. 0.25 s is a boundary because it is the default SLO.
 #: HTTP server and client durations, seconds; a trading API answers in ~1 ms to a few
-#: seconds. Here rather than in http_server.py, which needs the `fastapi` extra.
+#: seconds. Here rather than in server_telemetry.py, which needs the `fastapi` extra.
 HTTP_DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
     1.0, 2.5, 5.0, 10.0,

@@ -113,7 +113,7 @@ def metric_readers(settings: Settings) -> list[MetricReader]:
     readers: list[MetricReader] = []
     for name in settings.metrics_exporters:
         if name == "prometheus":
-            from otel._internal.openmetrics import PrometheusEndpoint
+            from otel._internal.pull_endpoint import PrometheusEndpoint
 
             endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port)
             try:

@@ -27,7 +27,7 @@ from otel._internal.catalogue import (
     OTHER_SYMBOL,
     MetricSpec,
 )
-from otel._internal.fastpath import BoundRecorder, is_lean, lean_reservoir_factory
+from otel._internal.recording import BoundRecorder, is_lean, lean_reservoir_factory
 from otel._internal.settings import DEFAULT_SYMBOL_CAP, symbol_policy
 
 _log = logging.getLogger("otel.meters")
@@ -215,7 +215,7 @@ class GuardedInstrument:
         """A recorder for one attribute set: ``rec = m.order_latency.bind(...); rec(0.12)``.
 
         The attributes are validated once, here; each call then costs only the SDK's
-        aggregation (see ``otel/_internal/fastpath.py``).
+        aggregation (see ``otel/_internal/recording.py``).
         """
         if kw:
             attributes = {**attributes, **kw} if attributes else kw

@@ -2,7 +2,7 @@
 
 FastAPI (>= 0.142) keeps its native OpenTelemetry support in private modules
 (``fastapi.telemetry._api``, ``_asgi``, ``_runtime``). The lean path in
-:mod:`otel._internal.http_server` replaces the body of that hook, so it depends on their
+:mod:`otel._internal.server_telemetry` replaces the body of that hook, so it depends on their
 names and shapes. :func:`detect` imports them only when asked (never when ``otel`` is
 imported) and checks every name, dataclass field and keyword the lean path uses. Any
 difference gives None, and the caller falls back to the public middleware path.
@@ -62,14 +62,14 @@ def detect() -> Native | None:
         if not {f.name for f in dataclasses.fields(request_telemetry)} >= _FIELDS:
             return None
         # The originals: a second install sees our replacement on the class.
-        from otel._internal import http_server
+        from otel._internal import server_telemetry
 
-        original = http_server._original
+        original = server_telemetry._original
         enabled, call = original if original is not None else (cls.enabled, cls.__call__)
         if not {"app", "scope", "receive", "send", "legacy_otel"} <= _keywords(call):
             return None
         if not callable(enabled) or not {"config", "app", "scope", "receive", "send"} <= (
-            _keywords(http_server._original_lifespan or _runtime.lifespan)
+            _keywords(server_telemetry._original_lifespan or _runtime.lifespan)
         ):
             return None
         if not {"scope", "exc"} <= _keywords(_asgi._exception):

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 
-from otel._internal import http_server
+from otel._internal import server_telemetry
 from otel._internal.native_hooks import exception_type
 
 if TYPE_CHECKING:
-    from otel._internal.http_server import ASGIApp, Receive, Scope, Send, ServerTelemetry
+    from otel._internal.server_telemetry import ASGIApp, Receive, Scope, Send, ServerTelemetry
 
 #: Scope key marking a request already served by this path (mounted apps skip it).
 _SERVED = "trading_otel.server"
@@ -78,8 +78,8 @@ def app_config(app: Any) -> dict[str, Any]:
 
 
 async def _app_call(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
-    active = http_server._active
-    ours = active is not None and http_server._path == "middleware"
+    active = server_telemetry._active
+    ours = active is not None and server_telemetry._path == "middleware"
     stack = self.middleware_stack
     if ours and scope["type"] in ("http", "websocket"):
         assert active is not None
@@ -90,9 +90,9 @@ async def _app_call(self: Any, scope: Scope, receive: Receive, send: Send) -> No
             )
     elif isinstance(stack, ServerMiddleware) and not ours:
         self.middleware_stack = stack.inner  # our path is off: FastAPI's own behaviour
-    if ours and scope["type"] == "lifespan" and http_server._original_lifespan is None:
+    if ours and scope["type"] == "lifespan" and server_telemetry._original_lifespan is None:
         # The lean path flushes in FastAPI's lifespan bridge; without it, here.
-        send = http_server.flushing(send)
+        send = server_telemetry.flushing(send)
     await _original_call(self, scope, receive, send)
 
 
@@ -150,7 +150,7 @@ def _warn_old_conventions() -> None:
     global _warned_conventions
     if not _warned_conventions:
         _warned_conventions = True
-        http_server._log.warning(
+        server_telemetry._log.warning(
             "contrib's ASGI middleware reports the old HTTP conventions (http.server.duration "
             "in ms): OTEL_SEMCONV_STABILITY_OPT_IN must include 'http' before any "
             "instrumentation is imported"
@@ -172,7 +172,7 @@ class _LogError:
             await self.app(scope, receive, send)
         except Exception as exc:
             route = scope.get("route")
-            http_server._log.error(
+            server_telemetry._log.error(
                 "request failed: %s %s raised %s",
                 scope.get("method", "HTTP"),
                 getattr(route, "path", None) or "(unmatched)",
@@ -191,7 +191,7 @@ def _request_hook(telemetry: ServerTelemetry) -> Callable[[trace.Span, Scope], N
         span.set_attributes(telemetry._server_attributes(scope, host))
         raw = scope.get("query_string")
         if raw:
-            span.set_attribute("url.query", http_server._query(raw))
+            span.set_attribute("url.query", server_telemetry._query(raw))
 
     return hook
 

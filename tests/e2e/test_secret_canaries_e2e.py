@@ -237,7 +237,7 @@ def test_exception_messages_keep_names_not_values(stack: StackConfig) -> None:
         assert library in message
         assert library in p.attrs(reload["events"][0])["exception.stacktrace"]
         assert library in reload["status"]["message"]
-        # This log line names the exception type only (http_server.py); exception text
+        # This log line names the exception type only (server_telemetry.py); exception text
         # on log records is covered by tests/unit/test_lib_scrub.py.
         wait_until(lambda: logs_of(stack, "exception"), 30, "the 'request failed' log line")
         assert_absent(stack, "EXCCANARY6f", "EXCCANARY7a", "EXCCANARY8e")

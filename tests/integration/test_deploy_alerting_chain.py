@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.alerting import StaticMetrics
 from trading_otel_tools.alerts import read_archive
-from trading_otel_tools.alerts.stackparts import AlertingStack
+from trading_otel_tools.stack.alerting import AlertingStack
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,13 @@ import yaml
 from tests.fixtures.alerting import DEPLOY, REPO
 from tests.fixtures.prometheus import PrometheusFactory
 from trading_otel_tools.alerts import ArchiveReceiver
-from trading_otel_tools.alerts.stackparts import (
+from trading_otel_tools.servers.prometheus import wait_for
+from trading_otel_tools.stack.alerting import (
     PROMETHEUS_LOCAL,
     AlertingStack,
     local_runbook_base,
     render_prometheus_config,
 )
-from trading_otel_tools.servers.prometheus import wait_for
 
 pytestmark = pytest.mark.integration
 

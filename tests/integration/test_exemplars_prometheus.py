@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics._internal.exemplar import TraceBasedExemplarFilte
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel._internal.meters import TradingMeters, histogram_views, order_timer
-from otel._internal.openmetrics import OPENMETRICS_CONTENT_TYPE, PrometheusEndpoint
+from otel._internal.pull_endpoint import OPENMETRICS_CONTENT_TYPE, PrometheusEndpoint
 from trading_otel_tools.servers.prometheus import PrometheusServer, wait_for
 
 pytestmark = pytest.mark.integration

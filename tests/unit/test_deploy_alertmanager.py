@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.fixtures.alerting import DEPLOY
-from trading_otel_tools.alerts.stackparts import render_alertmanager_config
+from trading_otel_tools.stack.alerting import render_alertmanager_config
 
 AM = DEPLOY / "alertmanager"
 CONFIGS = [AM / "alertmanager.yml", AM / "alertmanager.local.yml"]

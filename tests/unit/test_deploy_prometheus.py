@@ -155,7 +155,7 @@ def test_metric_name_check_catches_unknown_names() -> None:
 
 
 def test_rendered_local_config_swaps_addresses_only(promtool: str, tmp_path: Path) -> None:
-    from trading_otel_tools.alerts.stackparts import render_prometheus_config
+    from trading_otel_tools.stack.alerting import render_prometheus_config
 
     doc = render_prometheus_config(
         {"otel-collector-exporter": "127.0.0.1:1111", "market-data": None},

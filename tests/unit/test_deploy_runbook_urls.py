@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.fixtures.alerting import DEPLOY, REPO
-from trading_otel_tools.alerts.stackparts import (
+from trading_otel_tools.stack.alerting import (
     RECEIVER_PORT,
     local_runbook_base,
     render_prometheus_config,

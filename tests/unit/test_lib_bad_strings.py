@@ -125,7 +125,7 @@ def build_spans(place: str, x: str) -> list[ReadableSpan]:
     )
     mem = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(mem))
-    tracer = provider.get_tracer("otel.http_server", "1.0")
+    tracer = provider.get_tracer("otel.server", "1.0")
     for i in range(GOOD):
         span = tracer.start_span(
             "GET /orders/{id}",

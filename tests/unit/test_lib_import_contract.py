@@ -129,7 +129,7 @@ def test_configure_with_exporters_off_loads_no_tooling() -> None:
         "PATH": "/usr/bin:/bin",
     }
     loaded = _modules_after("import otel\nassert otel.configure() is not None", env)
-    assert "otel._internal.http_server" in loaded
+    assert "otel._internal.server_telemetry" in loaded
     assert not [m for m in loaded if m.startswith(TOOLING)]
     # No gRPC without a gRPC exporter. (httpx, instrumented here, loads click and rich
     # itself for its command line when they are installed: not ours to judge.)

@@ -14,10 +14,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from otel._internal import http_server
+from otel._internal import server_telemetry
 from otel._internal.meters import TradingMeters
 from tests.fixtures.lib import MemoryTelemetry, OtlpReceiver, memory_telemetry, wait_for
-from tests.unit.test_lib_http_server import REQUESTS, make_app, send_all
+from tests.unit.test_lib_server_telemetry import REQUESTS, make_app, send_all
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +58,12 @@ def _server(mt: MemoryTelemetry) -> tuple[list[Any], list[Any]]:
 
 async def _serve(lean: bool) -> tuple[list[Any], list[Any]]:
     mt = memory_telemetry()
-    undo = http_server.install(
-        http_server.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider),
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider),
         lean=lean,
     )
     try:
-        assert http_server.active_path() == ("lean" if lean else "middleware")
+        assert server_telemetry.active_path() == ("lean" if lean else "middleware")
         early, late = EARLY, make_app()
         await send_all(early, REQUESTS)
         await send_all(late, REQUESTS[:1])
@@ -103,18 +103,20 @@ async def test_lean_server_off_gives_the_same_spans_and_durations() -> None:
 async def test_missing_fastapi_internals_fall_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(http_server, "detect", lambda: None)
-    monkeypatch.setattr(http_server, "_warned", False)
+    monkeypatch.setattr(server_telemetry, "detect", lambda: None)
+    monkeypatch.setattr(server_telemetry, "_warned", False)
     mt = memory_telemetry()
-    caplog.set_level(logging.WARNING, "otel.http_server")
+    caplog.set_level(logging.WARNING, "otel.server")
     undos = [
-        http_server.install(
-            http_server.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider)
+        server_telemetry.install(
+            server_telemetry.ServerTelemetry(
+                mt.telemetry.tracer_provider, mt.telemetry.meter_provider
+            )
         )
         for _ in range(2)
     ]
     try:
-        assert http_server.active_path() == "middleware"
+        assert server_telemetry.active_path() == "middleware"
         await send_all(EARLY, [("GET", "/orders/1", {}, None)] * 2)
     finally:
         for undo in reversed(undos):
@@ -130,10 +132,12 @@ async def test_missing_fastapi_internals_fall_back_with_one_warning(
     # Back on the lean path, the same early app loses contrib's layer at its next request.
     from otel._internal import native_hooks
 
-    monkeypatch.setattr(http_server, "detect", native_hooks.detect)
+    monkeypatch.setattr(server_telemetry, "detect", native_hooks.detect)
     lean = memory_telemetry()
-    undo = http_server.install(
-        http_server.ServerTelemetry(lean.telemetry.tracer_provider, lean.telemetry.meter_provider)
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(
+            lean.telemetry.tracer_provider, lean.telemetry.meter_provider
+        )
     )
     try:
         await send_all(EARLY, [("GET", "/orders/1", {}, None)])
@@ -141,7 +145,7 @@ async def test_missing_fastapi_internals_fall_back_with_one_warning(
         undo()
     assert type(EARLY.middleware_stack).__name__ != "ServerMiddleware"
     assert [s.instrumentation_scope.name for s in lean.spans.get_finished_spans()] == [
-        http_server.SCOPE_NAME
+        server_telemetry.SCOPE_NAME
     ]
     lean.telemetry.shutdown(5)
 
@@ -279,16 +283,18 @@ async def test_stock_server_path_without_contrib_middleware_keeps_the_lean_one(
     # Without opentelemetry-instrumentation-asgi (no `fastapi` extra) the stock path
     # cannot run: TRADING_OTEL_LEAN_SERVER=false warns and keeps the lean path's spans.
     monkeypatch.setattr(
-        http_server, "_installed", lambda module: module != "opentelemetry.instrumentation.asgi"
+        server_telemetry,
+        "_installed",
+        lambda module: module != "opentelemetry.instrumentation.asgi",
     )
     mt = memory_telemetry()
-    caplog.set_level(logging.WARNING, "otel.http_server")
-    undo = http_server.install(
-        http_server.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider),
+    caplog.set_level(logging.WARNING, "otel.server")
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(mt.telemetry.tracer_provider, mt.telemetry.meter_provider),
         lean=False,
     )
     try:
-        assert http_server.active_path() == "lean"
+        assert server_telemetry.active_path() == "lean"
         await send_all(EARLY, [("GET", "/orders/1", {}, None)])
     finally:
         undo()

@@ -33,7 +33,7 @@ def _spans() -> list[ReadableSpan]:
         mem = InMemorySpanExporter()
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(SimpleSpanProcessor(mem))
-        tracer = provider.get_tracer("otel.http_server", "1.0", schema_url="https://s/1")
+        tracer = provider.get_tracer("otel.server", "1.0", schema_url="https://s/1")
         other = provider.get_tracer("orders")
         remote = SpanContext(
             0x0AF7651916CD43DD8448EB211C80319C,

@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from otel._internal import bootstrap
 from otel._internal.catalogue import CATALOGUE
-from otel._internal.openmetrics import PrometheusEndpoint
+from otel._internal.pull_endpoint import PrometheusEndpoint
 from otel._internal.resource import build_resource, instance_id
 from otel._internal.settings import Settings
 from tests.fixtures.lib import OFFLINE, memory_telemetry

@@ -342,7 +342,7 @@ def _points_by_attrs(reader: InMemoryMetricReader) -> dict[tuple[Any, ...], Any]
 
 
 def test_cached_recorder_matches_public_record() -> None:
-    from otel._internal.fastpath import CachedRecorder
+    from otel._internal.recording import CachedRecorder
 
     readers = InMemoryMetricReader(), InMemoryMetricReader()
     fast_p, slow_p = (MeterProvider(metric_readers=[r]) for r in readers)
@@ -369,7 +369,7 @@ def test_cached_recorder_matches_public_record() -> None:
 def test_lean_reservoir_keeps_attributes_a_view_dropped() -> None:
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-    from otel._internal.fastpath import lean_reservoir_factory
+    from otel._internal.recording import lean_reservoir_factory
 
     reader = InMemoryMetricReader()
     view = View(

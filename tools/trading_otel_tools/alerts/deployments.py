@@ -150,14 +150,14 @@ def _map_path(path: str, mounts: Mapping[str, Path], where: str) -> Path:
 
 def local() -> Deployment:
     """``trading-otel up``: the stack's own launchers and the ``*.local.yml`` configs."""
-    from trading_otel_tools.alerts.stackparts import (
+    from trading_otel_tools.servers.collector import CollectorPorts, role_files
+    from trading_otel_tools.stack import components
+    from trading_otel_tools.stack.alerting import (
         ALERTMANAGER_LOCAL,
         PROMETHEUS_LOCAL,
         render_alertmanager_config,
         render_prometheus_config,
     )
-    from trading_otel_tools.servers.collector import CollectorPorts, role_files
-    from trading_otel_tools.stack import components
     from trading_otel_tools.stack.config import StackConfig
 
     config = StackConfig.default()

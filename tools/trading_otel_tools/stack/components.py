@@ -127,7 +127,7 @@ def _collector_missing() -> str | None:
 
 
 def _alert_receiver(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
-    from trading_otel_tools.alerts.stackparts import receiver_process
+    from trading_otel_tools.stack.alerting import receiver_process
 
     proc = receiver_process(
         config.var_dir / "alert-receiver", config.port("alert-receiver"), config.var_dir / "alerts"
@@ -136,8 +136,8 @@ def _alert_receiver(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
 
 
 def _alertmanager(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
-    from trading_otel_tools.alerts.stackparts import render_alertmanager_config
     from trading_otel_tools.servers.alertmanager import AlertmanagerServer
+    from trading_otel_tools.stack.alerting import render_alertmanager_config
 
     server = AlertmanagerServer(
         config.var_dir / "alertmanager",
@@ -150,11 +150,11 @@ def _alertmanager(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
 
 
 def _prometheus(config: StackConfig, names: frozenset[str]) -> ManagedProcess:
-    from trading_otel_tools.alerts.stackparts import (
+    from trading_otel_tools.servers.prometheus import PrometheusServer
+    from trading_otel_tools.stack.alerting import (
         local_runbook_base,
         render_prometheus_config,
     )
-    from trading_otel_tools.servers.prometheus import PrometheusServer
 
     def target(key: str, component: str) -> str | None:
         return f"127.0.0.1:{config.port(key)}" if component in names else None

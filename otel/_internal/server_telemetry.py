@@ -9,7 +9,7 @@ a lean one: one server span, one duration record, no per-message spans, no per-r
 logger or header objects. Route names still come from FastAPI's router callback.
 
 The span and metric follow the same semantic conventions as FastAPI's native
-implementation; ``tests/unit/test_lib_http_server.py`` compares the two attribute by
+implementation; ``tests/unit/test_lib_server_telemetry.py`` compares the two attribute by
 attribute.
 
 That lean path rests on FastAPI's private ``fastapi.telemetry`` modules, so nothing here
@@ -36,8 +36,8 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
 from otel._internal import sanitize
 from otel._internal.catalogue import HTTP_DURATION_BUCKETS as DURATION_BUCKETS
-from otel._internal.fastpath import CachedRecorder, is_lean
 from otel._internal.native_hooks import Native, detect, exception_type
+from otel._internal.recording import CachedRecorder, is_lean
 from otel._internal.sanitize import sanitize_message
 
 Scope = MutableMapping[str, Any]
@@ -46,8 +46,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-SCOPE_NAME = "otel.http_server"
-_log = logging.getLogger("otel.http_server")
+SCOPE_NAME = "otel.server"
+_log = logging.getLogger("otel.server")
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 
-from otel._internal import http_server
+from otel._internal import server_telemetry
 from otel._internal.sanitize import MASK, SENSITIVE_QUERY_PARAMS, set_sensitive_params
 from tests.fixtures.lib import MemoryTelemetry, memory_telemetry
 
@@ -91,7 +91,7 @@ async def test_same_span_and_metric_as_fastapi_native_telemetry(
 ) -> None:
     # Upstream: FastAPI's own implementation, given explicit providers, with our path off
     # (another fixture may have installed ours for the whole session).
-    monkeypatch.setattr(http_server, "_active", None)
+    monkeypatch.setattr(server_telemetry, "_active", None)
     upstream = memory_telemetry()
     native_app = make_app(
         tracer_provider=upstream.telemetry.tracer_provider,
@@ -102,8 +102,10 @@ async def test_same_span_and_metric_as_fastapi_native_telemetry(
     await send_all(native_app, REQUESTS)
 
     ours = memory_telemetry()
-    undo = http_server.install(
-        http_server.ServerTelemetry(ours.telemetry.tracer_provider, ours.telemetry.meter_provider)
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(
+            ours.telemetry.tracer_provider, ours.telemetry.meter_provider
+        )
     )
     try:
         await send_all(make_app(), REQUESTS)
@@ -141,8 +143,8 @@ async def test_one_server_span_and_one_series_per_request(
 async def test_health_metrics_and_configured_urls_are_excluded() -> None:
     mt = memory_telemetry({"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "^/internal"})
     s = mt.telemetry.settings
-    undo = http_server.install(
-        http_server.ServerTelemetry(
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(
             mt.telemetry.tracer_provider,
             mt.telemetry.meter_provider,
             excluded=s.excluded_paths_regex(),
@@ -162,8 +164,8 @@ async def test_health_metrics_and_configured_urls_are_excluded() -> None:
 
 async def test_operation_spans_only_when_enabled() -> None:
     mt = memory_telemetry({"TRADING_OTEL_FASTAPI_OPERATION_SPANS": "true"})
-    undo = http_server.install(
-        http_server.ServerTelemetry(
+    undo = server_telemetry.install(
+        server_telemetry.ServerTelemetry(
             mt.telemetry.tracer_provider, mt.telemetry.meter_provider, operation_spans=True
         )
     )
@@ -279,7 +281,7 @@ def test_url_query_fast_path_matches_the_parse_and_encode_round_trip(raw: bytes)
     assert secret == SENSITIVE_QUERY_PARAMS
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     expected = urlencode([(k, MASK if k.lower() in secret else v) for k, v in pairs])
-    assert http_server._query(raw) == expected
+    assert server_telemetry._query(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -295,7 +297,7 @@ def test_url_query_fast_path_matches_the_parse_and_encode_round_trip(raw: bytes)
     ],
 )  # fmt: skip
 def test_url_query_masks_sensitive_values_and_keeps_names(raw: bytes, expected: str) -> None:
-    assert http_server._query(raw) == expected
+    assert server_telemetry._query(raw) == expected
 
 
 async def test_configured_query_params_are_masked_on_the_server_span(
@@ -311,7 +313,7 @@ async def test_configured_query_params_are_masked_on_the_server_span(
         undo()
     (span,) = server_spans(memtel)
     assert span.attributes["url.query"] == "account_ref=REDACTED&api_key=REDACTED&qty=5"
-    assert http_server._query(b"account_ref=x") == "account_ref=x"  # undone
+    assert server_telemetry._query(b"account_ref=x") == "account_ref=x"  # undone
 
 
 @pytest.mark.parametrize("key", ["url.full", "http.url"])

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from otel._internal.catalogue import CATALOGUE, MetricSpec
 from otel._internal.meters import SymbolGuard, TradingMeters, histogram_views
-from otel._internal.openmetrics import (
+from otel._internal.pull_endpoint import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     PrometheusEndpoint,
