@@ -19,16 +19,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.common.config import EX_CONFIG, ServiceSettings, SettingsError
-from services.common.ports import free_port
+from services.common.ports import SERVICE_PORTS, free_port
 
 #: name -> (default port, import path of its app factory)
-SERVICES: dict[str, tuple[int, str]] = {
-    "orchestrator": (8001, "services.orchestrator.app"),
-    "execution-gateway": (8002, "services.gateway.app"),
-    "signal-service": (8003, "services.signals.app"),
-    "market-data": (8004, "services.marketdata.app"),
-    "broker-simulator": (8005, "services.broker.app"),
+_APPS: dict[str, str] = {
+    "orchestrator": "services.orchestrator.app",
+    "execution-gateway": "services.gateway.app",
+    "signal-service": "services.signals.app",
+    "market-data": "services.marketdata.app",
+    "broker-simulator": "services.broker.app",
 }
+SERVICES: dict[str, tuple[int, str]] = {name: (SERVICE_PORTS[name], _APPS[name]) for name in _APPS}
 
 
 def _factory(name: str) -> Callable[[ServiceSettings], FastAPI]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.auth import KEYS_VAR, client_key, parse_keys
+from services.common.ports import POSTGRES_PORT, REDIS_PORT, local_url
 from services.gateway.models import MAX_ORDER_QUANTITY
 
 _log = logging.getLogger("services.config")
@@ -168,11 +169,11 @@ FAIL_CLOSED: tuple[str, ...] = (*(s.var for s in SETTINGS if s.fail_closed), KEY
 class ServiceSettings:
     """Everything a service reads from its environment (``TRADING_OTEL_*``)."""
 
-    pg_dsn: str = "postgresql://postgres@127.0.0.1:5432/trading"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    broker_url: str = "http://127.0.0.1:8005"
-    gateway_url: str = "http://127.0.0.1:8002"
-    signal_url: str = "http://127.0.0.1:8003"
+    pg_dsn: str = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/trading"
+    redis_url: str = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    broker_url: str = local_url("broker-simulator")
+    gateway_url: str = local_url("execution-gateway")
+    signal_url: str = local_url("signal-service")
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     account: str = "acct-demo"
     max_position: float = 10_000.0

@@ -14,9 +14,12 @@ the copies shipped as package data (:func:`data_file`).
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 ENV_VAR = "TRADING_OTEL_HOME"
 #: A directory holding this file (relative) is a trading-otel checkout.
@@ -109,3 +112,18 @@ class Checkout:
 def checkout() -> Checkout:
     """The paths of :func:`repo_root`; raises :class:`HomeNotFound` when there is none."""
     return Checkout(repo_root())
+
+
+def checkout_module(name: str) -> ModuleType:
+    """Import ``name`` from the checkout's demo services, which no wheel ships.
+
+    Imported when a command needs it, never with a tooling module, so commands that work
+    outside a checkout (``--help``, ``collector lint``, ``investigate``) never need them.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name.split(".", 1)[0]:
+            raise
+    sys.path.insert(0, str(repo_root()))
+    return importlib.import_module(name)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from trading_otel_tools import home
+from trading_otel_tools.ports import local_url
 
 #: The shipped files this module reads, by name (resolved from the checkout when read).
 _LAZY: dict[str, Callable[[home.Checkout], Any]] = {
@@ -154,6 +155,7 @@ def local() -> Deployment:
     from trading_otel_tools.stack import components
     from trading_otel_tools.stack.alerting import (
         ALERTMANAGER_LOCAL,
+        ALERTMANAGER_PORT,
         PROMETHEUS_LOCAL,
         render_alertmanager_config,
         render_prometheus_config,
@@ -164,7 +166,7 @@ def local() -> Deployment:
     names = frozenset(c.name for c in components.COMPONENTS)
     collector = Collector("collector", tuple(role_files("local")), CollectorPorts.defaults().env())
     # The stack renders these two files with its own addresses; intervals are untouched.
-    prometheus = render_prometheus_config({}, alertmanager="127.0.0.1:9093")
+    prometheus = render_prometheus_config({}, alertmanager=f"127.0.0.1:{ALERTMANAGER_PORT}")
     return Deployment(
         mode="local",
         services={
@@ -177,7 +179,7 @@ def local() -> Deployment:
         prometheus=prometheus,
         prometheus_where=rel(PROMETHEUS_LOCAL),
         rule_file=_rules_by_name,
-        alertmanager=render_alertmanager_config("http://127.0.0.1:9095"),
+        alertmanager=render_alertmanager_config(local_url("alert-receiver")),
         alertmanager_where=rel(ALERTMANAGER_LOCAL),
     )
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from trading_otel_tools.alerts import ArchivedAlert, current_state, read_archive
 from trading_otel_tools.alerts.archive import DEFAULT_RETENTION_DAYS
 from trading_otel_tools.alerts.receiver import serve
+from trading_otel_tools.ports import TOOL_PORTS
 
 alerts_app = typer.Typer(
     help="Read the alert archive (var/alerts/<date>.jsonl) or run its webhook receiver.",
@@ -102,7 +103,9 @@ def status_cmd(
 
 @alerts_app.command("receiver")
 def receiver_cmd(
-    port: int = typer.Option(9095, "--port", min=1, max=65535, help="Listen port."),
+    port: int = typer.Option(
+        TOOL_PORTS["alert-receiver"], "--port", min=1, max=65535, help="Listen port."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Listen address."),
     directory: Path = DirOption,
     retention_days: int = typer.Option(

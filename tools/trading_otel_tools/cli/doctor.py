@@ -15,26 +15,30 @@ from rich.table import Table
 
 from trading_otel_tools import home
 from trading_otel_tools.collector.build import is_current
+from trading_otel_tools.ports import TOOL_PORTS, default_ports
 from trading_otel_tools.procs import port_in_use
 
-#: The local stack's ports (see docs/local-stack.md); a taken port is only a warning,
-#: because it may be our own running stack.
-STACK_PORTS: dict[str, int] = {
-    "orchestrator": 8001,
-    "execution-gateway": 8002,
-    "signal-service": 8003,
-    "market-data": 8004,
-    "broker simulator": 8005,
-    "collector OTLP gRPC": 4317,
-    "collector OTLP HTTP": 4318,
-    "collector Prometheus exporter": 8889,
-    "collector own telemetry": 8888,
-    "collector health": 13133,
-    "Prometheus": 9090,
-    "Alertmanager": 9093,
-    "Postgres": 5432,
-    "Redis": 6379,
+#: How the doctor names each local-stack port; a taken port is only a warning, because it
+#: may be our own running stack.
+_LABELS: dict[str, str] = {
+    "otlp-grpc": "collector OTLP gRPC",
+    "otlp-http": "collector OTLP HTTP",
+    "collector-prometheus": "collector Prometheus exporter",
+    "collector-telemetry": "collector own telemetry",
+    "collector-health": "collector health",
+    "prometheus": "Prometheus",
+    "alertmanager": "Alertmanager",
+    "postgres": "Postgres",
+    "redis": "Redis",
 }
+
+
+def stack_ports(checkout: bool) -> dict[str, int]:
+    """The ports to look at: every documented one in a checkout, else the tooling's own."""
+    ports = default_ports() if checkout else dict(TOOL_PORTS)
+    services = set(ports) - set(TOOL_PORTS) - {"postgres", "redis"}
+    return {_LABELS.get(k, k): p for k, p in ports.items() if k in _LABELS or k in services}
+
 
 #: Binaries from Debian packages, with the package that provides each.
 BINARIES: dict[str, str] = {
@@ -80,7 +84,7 @@ def run_checks(root: Path | None = None) -> list[Check]:
         checks.append(Check("checkout", "warn", detail))
     else:
         checks.append(_collector_check(root))
-    for name, port in STACK_PORTS.items():
+    for name, port in stack_ports(root is not None).items():
         taken = port_in_use(port)
         checks.append(
             Check(

@@ -20,6 +20,7 @@ from trading_otel_tools.investigate import (
 )
 from trading_otel_tools.investigate.core import now
 from trading_otel_tools.investigate.timeparse import parse_duration, parse_instant
+from trading_otel_tools.ports import local_url
 
 
 def _time_range(since: str, start: str | None, end: str | None) -> tuple[float, float]:
@@ -42,7 +43,7 @@ def investigate_command(
     end: Annotated[str | None, typer.Option(help="Range end: RFC 3339 or unix seconds.")] = None,
     slo: Annotated[str, typer.Option(help="Latency objective, e.g. 250ms or 0.5s.")] = "250ms",
     quantile: Annotated[float, typer.Option(help="Quantile compared with the SLO.")] = 0.99,
-    prometheus: Annotated[str, typer.Option(help="Prometheus base URL.")] = "http://127.0.0.1:9090",
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL.")] = local_url("prometheus"),
     tempo: Annotated[
         str | None, typer.Option(help="Tempo base URL; default: the local trace files.")
     ] = None,

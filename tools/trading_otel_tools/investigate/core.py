@@ -29,6 +29,7 @@ from trading_otel_tools.investigate.sources import (
 )
 from trading_otel_tools.investigate.summary import TopCause, top_cause
 from trading_otel_tools.investigate.timeparse import format_instant, format_ms, parse_duration
+from trading_otel_tools.ports import local_url
 
 METRIC = "trading_order_latency_seconds"
 
@@ -42,7 +43,7 @@ class InvestigateOptions:
     slo: float = 0.25
     """Latency objective in seconds."""
     quantile: float = 0.99
-    prometheus: str = "http://127.0.0.1:9090"
+    prometheus: str = local_url("prometheus")
     tempo: str | None = None
     loki: str | None = None
     telemetry_dir: Path = Path("var/telemetry")

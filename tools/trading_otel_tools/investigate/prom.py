@@ -10,6 +10,7 @@ import httpx
 
 from trading_otel_tools.investigate import otlp
 from trading_otel_tools.investigate.model import Exemplar
+from trading_otel_tools.ports import TOOL_PORTS
 
 
 class PrometheusError(RuntimeError):
@@ -48,7 +49,8 @@ class PrometheusClient:
         except httpx.HTTPError as exc:
             raise PrometheusError(
                 f"cannot reach Prometheus at {self.base_url} ({type(exc).__name__}: {exc}); "
-                "is it running? (trading-otel up starts one on :9090; or pass --prometheus URL)"
+                f"is it running? (trading-otel up starts one on :{TOOL_PORTS['prometheus']}; "
+                "or pass --prometheus URL)"
             ) from exc
         try:
             body = resp.json()

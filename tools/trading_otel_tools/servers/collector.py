@@ -13,6 +13,7 @@ from pathlib import Path
 
 from trading_otel_tools import home
 from trading_otel_tools.collector.build import binary_path
+from trading_otel_tools.ports import TOOL_PORTS
 from trading_otel_tools.procs import ManagedProcess, ServerError, free_port, http_probe
 
 #: The shipped configs: the base plus the overlays each role is run with, in order.
@@ -49,8 +50,15 @@ class CollectorPorts:
 
     @classmethod
     def defaults(cls) -> CollectorPorts:
-        """The local stack's documented ports (4317, 4318, 13133, 8888, 8889)."""
-        return cls(4317, 4318, 13133, 8888, 8889)
+        """The local stack's documented ports (:data:`trading_otel_tools.ports.TOOL_PORTS`)."""
+        p = TOOL_PORTS
+        return cls(
+            p["otlp-grpc"],
+            p["otlp-http"],
+            p["collector-health"],
+            p["collector-telemetry"],
+            p["collector-prometheus"],
+        )
 
     def env(self, host: str = "127.0.0.1") -> dict[str, str]:
         """The variables that put a shipped config on these ports."""

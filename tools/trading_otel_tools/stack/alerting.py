@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from trading_otel_tools import home
+from trading_otel_tools.ports import TOOL_PORTS
 from trading_otel_tools.procs import ManagedProcess, ServerError, http_probe
 from trading_otel_tools.servers.alertmanager import AlertmanagerServer
 from trading_otel_tools.servers.prometheus import PrometheusServer
@@ -39,9 +40,9 @@ def __getattr__(name: str) -> Path:
 
 
 #: Default ports of the alerting components in the local stack.
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
-RECEIVER_PORT = 9095
+PROMETHEUS_PORT = TOOL_PORTS["prometheus"]
+ALERTMANAGER_PORT = TOOL_PORTS["alertmanager"]
+RECEIVER_PORT = TOOL_PORTS["alert-receiver"]
 
 
 def local_runbook_base(receiver_port: int = RECEIVER_PORT) -> str:

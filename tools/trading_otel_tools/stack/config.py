@@ -6,31 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trading_otel_tools import home
+from trading_otel_tools.ports import default_ports
 from trading_otel_tools.procs import free_port
-
-#: The documented local ports (docs/local-stack.md, ARCHITECTURE "Local ports").
-DEFAULT_PORTS: dict[str, int] = {
-    "orchestrator": 8001,
-    "execution-gateway": 8002,
-    "signal-service": 8003,
-    "market-data": 8004,
-    "broker-simulator": 8005,
-    "postgres": 5432,
-    "redis": 6379,
-    "otlp-grpc": 4317,
-    "otlp-http": 4318,
-    "collector-telemetry": 8888,
-    "collector-prometheus": 8889,
-    "collector-health": 13133,
-    "prometheus": 9090,
-    "alertmanager": 9093,
-    "alert-receiver": 9095,
-    # Each service's direct Prometheus endpoint (scraped for liveness by Prometheus).
-    "orchestrator-metrics": 9401,
-    "execution-gateway-metrics": 9402,
-    "signal-service-metrics": 9403,
-    "market-data-metrics": 9404,
-}
 
 
 @dataclass(frozen=True)
@@ -39,7 +16,7 @@ class StackConfig:
 
     Args:
         var_dir: Data, logs (``log/``), telemetry files and the state file live here.
-        ports: Port by component key (see :data:`DEFAULT_PORTS`).
+        ports: Port by component key (see :func:`trading_otel_tools.ports.default_ports`).
         only: Start only these components (names as in ``trading-otel status``);
             None means every component whose prerequisites are present.
         ready_timeout_s: How long one component may take to become ready.
@@ -52,7 +29,7 @@ class StackConfig:
     """
 
     var_dir: Path
-    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    ports: dict[str, int] = field(default_factory=default_ports)
     only: tuple[str, ...] | None = None
     ready_timeout_s: float = 60.0
     rules_dir: Path | None = None

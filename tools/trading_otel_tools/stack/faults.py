@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -33,16 +32,8 @@ from trading_otel_tools.stack.state import Entry, StateFile
 
 
 def _services_faults() -> ModuleType:
-    """The services' own fault flags (``services.common.faults``), from the checkout.
-
-    Imported when a fault command runs, not with this module: the services are in no
-    wheel, so ``trading-otel --help`` must not need them.
-    """
-    try:
-        return importlib.import_module("services.common.faults")
-    except ModuleNotFoundError:
-        sys.path.insert(0, str(home.repo_root()))
-        return importlib.import_module("services.common.faults")
+    """The services' own fault flags (``services.common.faults``), from the checkout."""
+    return home.checkout_module("services.common.faults")
 
 
 #: CLI name -> stored fault name; ``redis-down`` and ``pg-down`` are special: they act on
