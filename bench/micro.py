@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Histogram as PromHistogram
 
 from otel._internal.catalogue import BY_KEY
-from otel._internal.meters import TradingMeters, histogram_views
+from otel._internal.meters import TradingMeters
+from otel._internal.views import histogram_views
 
 
 @dataclass

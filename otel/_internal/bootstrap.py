@@ -15,16 +15,14 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import sampling as samp
 
 from otel._internal import envguard, exporters, scrub
-from otel._internal.catalogue import HTTP_DURATION_BUCKETS as DURATION_BUCKETS
-from otel._internal.instrumentation import DB_DURATION_BUCKETS
 from otel._internal.resource import build_resource
 from otel._internal.settings import Settings
+from otel._internal.views import all_views
 
 _log = logging.getLogger("otel.config")
 
@@ -40,37 +38,6 @@ def make_sampler(settings: Settings) -> samp.Sampler:
         "parentbased_always_off": samp.ParentBased(samp.ALWAYS_OFF),
         "parentbased_traceidratio": samp.ParentBased(ratio),
     }[settings.sampler]
-
-
-def latency_views(lean: bool = True) -> list[View]:
-    """Second-scale buckets for every latency histogram, ours and the instrumentations'.
-
-    The SDK's default boundaries (0, 5, 10, 25 ... 10000) are millisecond-scale: a
-    0.12 s latency would land in ``le="5"``.
-
-    Args:
-        lean: Our exemplar reservoir; False keeps the SDK's (TRADING_OTEL_LEAN_METRICS).
-    """
-    from otel._internal.meters import histogram_views
-    from otel._internal.recording import lean_reservoir_factory
-
-    # Same exemplars as the SDK's aligned reservoir (last value per bucket), with the
-    # span context read at collection instead of on every record.
-    reservoir = lean_reservoir_factory if lean else None  # None: the SDK default
-
-    def seconds(name: str, buckets: Sequence[float]) -> View:
-        return View(
-            instrument_name=name,
-            aggregation=ExplicitBucketHistogramAggregation(boundaries=tuple(buckets)),
-            exemplar_reservoir_factory=reservoir,
-        )
-
-    return [
-        *histogram_views(lean),
-        seconds("http.server.request.duration", DURATION_BUCKETS),
-        seconds("http.client.request.duration", DURATION_BUCKETS),
-        seconds("db.client.operation.duration", DB_DURATION_BUCKETS),
-    ]
 
 
 @dataclass
@@ -195,7 +162,7 @@ def build(
     meter_provider = MeterProvider(
         metric_readers=readers,
         resource=resource,
-        views=latency_views(settings.lean_metrics),
+        views=all_views(settings.lean_metrics),
         exemplar_filter=TraceBasedExemplarFilter(),
         shutdown_on_exit=False,
     )

@@ -18,15 +18,11 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
 
+from otel._internal.catalogue import DB_DURATION_BUCKETS
 from otel._internal.sanitize import redact_url, redis_key_shape, sanitize_message, sanitize_sql
 
 _log = logging.getLogger("otel.config")
 Undo = Callable[[], None]
-#: Seconds; a trading query or cache call takes ~0.1 ms to a few seconds.
-DB_DURATION_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
-)  # fmt: skip
 _CONNECTION_METHODS = ("execute", "executemany", "fetch", "fetchval", "fetchrow", "fetchmany")
 _PREPARED_METHODS = ("fetch", "fetchval", "fetchrow", "fetchmany", "executemany")
 

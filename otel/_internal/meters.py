@@ -20,14 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 from otel._internal.catalogue import (
     CATALOGUE,
     OTHER_SYMBOL,
     MetricSpec,
 )
-from otel._internal.recording import BoundRecorder, is_lean, lean_reservoir_factory
+from otel._internal.recording import BoundRecorder, is_lean
 from otel._internal.settings import DEFAULT_SYMBOL_CAP, symbol_policy
 
 _log = logging.getLogger("otel.meters")
@@ -43,27 +42,6 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,15}$")
 OTHER = OTHER_SYMBOL
-
-
-def histogram_views(lean: bool = True) -> list[View]:
-    """Explicit-bucket views, in seconds (or the declared unit), for every catalogue histogram.
-
-    The SDK's default boundaries are millisecond-scale and useless for latencies in seconds.
-
-    Args:
-        lean: Keep exemplars in our lean reservoir; False uses the SDK's own (aligned
-            bucket) reservoir, which keeps the same exemplars (TRADING_OTEL_LEAN_METRICS).
-    """
-    reservoir = lean_reservoir_factory if lean else None  # None: the SDK default
-    return [
-        View(
-            instrument_name=spec.name,
-            aggregation=ExplicitBucketHistogramAggregation(boundaries=spec.buckets),
-            exemplar_reservoir_factory=reservoir,
-        )
-        for spec in CATALOGUE
-        if spec.kind == "histogram" and spec.buckets is not None
-    ]
 
 
 def _is_forbidden(name: str) -> bool:

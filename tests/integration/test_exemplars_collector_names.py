@@ -29,8 +29,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otel._internal.catalogue import CATALOGUE
-from otel._internal.meters import SymbolGuard, TradingMeters, histogram_views
+from otel._internal.meters import SymbolGuard, TradingMeters
 from otel._internal.pull_endpoint import PrometheusEndpoint
+from otel._internal.views import histogram_views
 from tests.unit.test_meters_pull_endpoint import OM_ACCEPT, record_everything
 from trading_otel_tools.servers.collector import CollectorServer
 from trading_otel_tools.servers.prometheus import wait_for

@@ -13,8 +13,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal.exemplar import TraceBasedExemplarFilter
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel._internal.meters import TradingMeters, histogram_views, order_timer
+from otel._internal.meters import TradingMeters, order_timer
 from otel._internal.pull_endpoint import OPENMETRICS_CONTENT_TYPE, PrometheusEndpoint
+from otel._internal.views import histogram_views
 from trading_otel_tools.servers.prometheus import PrometheusServer, wait_for
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,9 @@ from otel._internal.meters import (
     SymbolGuard,
     TradingMeters,
     get_meters,
-    histogram_views,
     order_timer,
 )
+from otel._internal.views import histogram_views
 
 
 @dataclass

@@ -21,13 +21,14 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otel._internal.catalogue import CATALOGUE, MetricSpec
-from otel._internal.meters import SymbolGuard, TradingMeters, histogram_views
+from otel._internal.meters import SymbolGuard, TradingMeters
 from otel._internal.pull_endpoint import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     PrometheusEndpoint,
     prom_name,
 )
+from otel._internal.views import histogram_views
 
 OM_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
