@@ -14,7 +14,7 @@ help:
 	@echo "make inventory - fault matrix on the real stack; re-record the signal inventory"
 
 # Two distributions, one .venv: the library (every integration) and the tooling (the CLI).
-$(STAMP): pyproject.toml tools/pyproject.toml
+$(STAMP): pyproject.toml tools/pyproject.toml tools/hatch_build.py otel/_internal/version.py
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all]' -e 'tools[dev]'

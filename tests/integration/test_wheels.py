@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from otel import __version__ as otel_version
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +107,22 @@ def test_library_wheel_holds_otel_only(wheels: dict[str, Path]) -> None:
     assert "services" not in tool_tops and "otel" not in tool_tops
 
 
+def test_one_version_for_both_wheels(wheels: dict[str, Path]) -> None:
+    """The version is declared once (otel/_internal/version.py); the tooling pins that library."""
+    import zipfile
+
+    for name, wheel in wheels.items():
+        assert wheel.name.startswith(f"{name}-{otel_version}-"), wheel.name
+    with zipfile.ZipFile(wheels["trading_otel_tools"]) as zf:
+        [meta] = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in zf.read(meta).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    assert f"trading-otel[all]=={otel_version}" in requires, requires
+
+
 def test_import_otel_with_no_extras(wheels: dict[str, Path], tmp_path: Path) -> None:
     python = _fresh_venv(tmp_path / "venv", str(wheels["trading_otel"]))
     script = textwrap.dedent("""
@@ -120,7 +138,7 @@ def test_import_otel_with_no_extras(wheels: dict[str, Path], tmp_path: Path) -> 
     """)
     out = _run([python, "-c", script], cwd=tmp_path, OTEL_TRACES_EXPORTER="none",
                OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")  # fmt: skip
-    assert "version 0.1.0" in out.stdout
+    assert f"version {otel_version}" in out.stdout
     names = _distributions(python, tmp_path)
     print(f"\ntrading-otel (no extras): {len(names)} distributions installed: {names}")
     assert not {"typer", "rich", "gunicorn", "websockets", "fastapi"} & set(names)

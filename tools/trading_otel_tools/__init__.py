@@ -7,4 +7,10 @@ tools -> services -> otel.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    #: The installed distribution's version, which is the library's (tools/hatch_build.py).
+    __version__ = version("trading-otel-tools")
+except PackageNotFoundError:  # run from a checkout without installing
+    __version__ = "0+unknown"
