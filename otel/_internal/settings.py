@@ -20,6 +20,7 @@ parsers of their own, which still take names and defaults from it), and
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -199,7 +200,9 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("OTEL_LOGS_EXPORTER", "logs_exporters", "exporters", ("otlp",),
            "`otlp`, `console`, `none` (a list)", allowed=("otlp", "console", "none")),
     EnvVar("OTEL_EXPORTER_OTLP_PROTOCOL", "otlp", "choice", "http/protobuf",
-           "`grpc` or `http/protobuf`, for every signal", allowed=("grpc", "http/protobuf")),
+           "`grpc` or `http/protobuf`, for every signal. `grpc` needs the `grpc` extra; "
+           "without it, one warning and `http/protobuf` (an endpoint on port 4317 moves to "
+           "4318)", allowed=("grpc", "http/protobuf")),
     EnvVar(f"OTEL_EXPORTER_OTLP_{PER_SIGNAL}_PROTOCOL", "otlp", "choice", None,
            "the same, for one signal", allowed=("grpc", "http/protobuf"),
            shown="`OTEL_EXPORTER_OTLP_PROTOCOL`", bad="unknown: warning, the generic value"),
@@ -447,6 +450,10 @@ def _signal_export(r: Reader, signal: str) -> SignalExport:
     generic = r.choice(_PROTOCOL.env, _PROTOCOL.default, protocols)
     signal_protocol = _SIGNAL_PROTOCOL.env.replace(PER_SIGNAL, up)
     protocol = r.choice(signal_protocol, generic, protocols)
+    proto_var = signal_protocol if r.raw(signal_protocol) else _PROTOCOL.env
+    fallback = protocol == "grpc" and not grpc_installed()
+    if fallback:
+        protocol = "http/protobuf"
     specific_var = _SIGNAL_ENDPOINT.env.replace(PER_SIGNAL, up)
     specific = r.url(specific_var)
     base = r.url(_ENDPOINT.env)
@@ -459,7 +466,9 @@ def _signal_export(r: Reader, signal: str) -> SignalExport:
         endpoint = _join(base, protocol, signal)
     elif specific == "" or base == "":
         endpoint = _default_endpoint(protocol, signal)
-    if specific or base:
+    if fallback:
+        endpoint = _grpc_fallback(r, proto_var, endpoint, signal)
+    if (specific or base) and not fallback:
         _check_port(
             r,
             specific_var if specific else _ENDPOINT.env,
@@ -531,6 +540,33 @@ def _check_port(r: Reader, name: str, url: str, protocol: str, signal_protocol: 
         f"the protocol is {protocol} ({proto_var}); set {proto_var}={expected}, or point "
         f"{name} at port {other}. Sending as {protocol} anyway.",
     )
+
+
+def grpc_installed() -> bool:
+    """Whether the OTLP/gRPC exporter (the ``grpc`` extra) can be imported."""
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None
+    except ImportError:
+        return False
+
+
+def _grpc_fallback(r: Reader, proto_var: str, endpoint: str | None, signal: str) -> str:
+    """OTLP/HTTP instead of a gRPC exporter that is not installed, on the HTTP port."""
+    url = endpoint or _default_endpoint("http/protobuf", signal)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port == 4317:  # the gRPC port by convention: its HTTP neighbour is 4318
+        url = parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:4318").geturl()
+    r.advise(
+        proto_var,
+        "grpc",
+        "the OTLP/gRPC exporter is not installed (pip install 'trading-otel[grpc]'); "
+        f"exporting over http/protobuf instead ({signal} to {url})",
+    )
+    return url
 
 
 def _default_endpoint(protocol: str, signal: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from otel import __version__ as otel_version
+from tests.fixtures.lib import OtlpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +143,25 @@ def test_import_otel_with_no_extras(wheels: dict[str, Path], tmp_path: Path) -> 
     names = _distributions(python, tmp_path)
     print(f"\ntrading-otel (no extras): {len(names)} distributions installed: {names}")
     assert not {"typer", "rich", "gunicorn", "websockets", "fastapi"} & set(names)
+
+    # gRPC asked for, its extra not installed: one warning, and the spans go over HTTP.
+    receiver = OtlpReceiver().start()
+    try:
+        script = textwrap.dedent("""
+            import otel
+            from opentelemetry import trace
+            otel.configure(service_name="bare")
+            with trace.get_tracer("wheel-test").start_as_current_span("over-http"):
+                pass
+            otel.shutdown()
+        """)
+        out = _run([python, "-c", script], cwd=tmp_path, OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRICS_EXPORTER="none",
+                   OTEL_LOGS_EXPORTER="none")  # fmt: skip
+        assert "pip install 'trading-otel[grpc]'" in out.stderr, out.stderr
+        assert [span["name"] for _, span in receiver.spans()] == ["over-http"]
+    finally:
+        receiver.stop()
 
 
 def test_fastapi_extra_gives_a_server_span(wheels: dict[str, Path], tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from otel._internal import bootstrap
+from otel._internal import settings as settings_mod
 from otel._internal.settings import (
     BY_ENV,
     BY_FIELD,
@@ -266,6 +267,38 @@ def test_matching_port_and_protocol_is_quiet(caplog: pytest.LogCaptureFixture) -
         )
         Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:9999"})
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://localhost:4318/v1/{}"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}, "http://c:4318/v1/{}"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:9000/"}, "https://c:9000/v1/{}"),
+    ],
+    ids=["default", "grpc-port", "own-port"],
+)
+def test_grpc_without_its_extra_warns_and_exports_over_http(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    monkeypatch.setattr(settings_mod, "grpc_installed", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({**env, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    [message] = caplog.messages
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" in message and "trading-otel[grpc]" in message
+    for signal in ("traces", "metrics", "logs"):
+        assert s.otlp[signal].protocol == "http/protobuf"
+        assert s.otlp[signal].endpoint == expected.format(signal)
+
+
+def test_grpc_with_its_extra_stays_grpc(caplog: pytest.LogCaptureFixture) -> None:
+    assert settings_mod.grpc_installed()  # the test venv has every extra
+    with caplog.at_level(logging.WARNING, logger="otel.config"):
+        s = Settings.from_env({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert caplog.records == [] and s.otlp["traces"].protocol == "grpc"
 
 
 @pytest.mark.parametrize(
