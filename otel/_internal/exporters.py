@@ -33,7 +33,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from otel._internal.settings import Settings, SignalExport
+from otel._internal.otlp_settings import SignalExport
+from otel._internal.settings import Settings
 
 _log = logging.getLogger("otel.config")
 

@@ -27,7 +27,8 @@ from otel._internal.catalogue import (
     MetricSpec,
 )
 from otel._internal.recording import BoundRecorder, is_lean
-from otel._internal.settings import DEFAULT_SYMBOL_CAP, symbol_policy
+from otel._internal.settings import symbol_policy
+from otel._internal.variables import DEFAULT_SYMBOL_CAP
 
 _log = logging.getLogger("otel.meters")
 

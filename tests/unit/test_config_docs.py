@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from otel._internal.settings import VARIABLES
+from otel._internal.variables import VARIABLES
 from services.common.config import FAIL_CLOSED, SETTINGS
 from trading_otel_tools.cli.config_docs import BLOCKS, doc_path, render
 

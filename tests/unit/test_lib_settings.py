@@ -9,16 +9,15 @@ import os
 import pytest
 
 from otel._internal import bootstrap
-from otel._internal import settings as settings_mod
-from otel._internal.settings import (
+from otel._internal import otlp_settings as settings_mod
+from otel._internal.settings import Settings, symbol_policy
+from otel._internal.variables import (
     BY_ENV,
     BY_FIELD,
     DEFAULT_EXCLUDED_ROUTES,
     DEFAULT_SYMBOL_CAP,
     VARIABLES,
     EnvVar,
-    Settings,
-    symbol_policy,
 )
 from tests.fixtures.env_matrix import wide
 from tests.fixtures.lib import OFFLINE

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from otel._internal.settings import ON_BAD, VARIABLES, EnvVar
+from otel._internal.variables import ON_BAD, VARIABLES, EnvVar
 from services.common.auth import CLIENT_KEY_VAR, KEYS_VAR, MIN_KEY_LENGTH
 from services.common.config import EX_CONFIG, FAIL_CLOSED, SETTINGS, ServiceSettings, Setting
 from trading_otel_tools import home
