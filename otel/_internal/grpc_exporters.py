@@ -1,7 +1,7 @@
 """The OTLP/gRPC exporters, delivering batches that hold text UTF-8 cannot encode.
 
 The SDK builds the request in ``_translate_data``; when a lone surrogate makes that
-raise, the batch is cleaned (:mod:`otel._internal.text`) and built again. A normal batch
+raise, the batch is cleaned (:mod:`otel._internal.clean_batches`) and built again. A normal batch
 pays one ``try``. Kept apart from :mod:`otel._internal.exporters` so that gRPC is only
 imported by services that export over gRPC.
 """
@@ -22,7 +22,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel._internal.text import clean_logs, clean_metrics, clean_spans, encode_or_clean
+from otel._internal.clean_batches import clean_logs, clean_metrics, clean_spans
+from otel._internal.encode_retry import encode_or_clean
 
 
 class GrpcSpanExporter(OTLPSpanExporter):

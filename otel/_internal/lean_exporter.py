@@ -7,7 +7,7 @@ the SDK's encoder encodes it; if the SDK's shape is not the one we know (another
 version), the batch goes through the SDK's ``export``.
 
 On every one of these paths, a batch that cannot be encoded because of text UTF-8
-cannot hold (a lone surrogate) is cleaned and sent again: :mod:`otel._internal.text`.
+cannot hold (a lone surrogate) is cleaned and sent again: :mod:`otel._internal.encode_retry`.
 The OTLP/HTTP metric exporter is here for the same reason.
 
 ``stock=True`` (``TRADING_OTEL_LEAN_ENCODER=false``) uses none of the SDK exporter's
@@ -36,13 +36,8 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel._internal.text import (
-    clean_logs,
-    clean_metrics,
-    clean_spans,
-    encode_or_clean,
-    report_cleaned,
-)
+from otel._internal.clean_batches import clean_logs, clean_metrics, clean_spans
+from otel._internal.encode_retry import encode_or_clean, report_cleaned
 
 _log = logging.getLogger("otel.exporters")
 B = TypeVar("B")

@@ -35,7 +35,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from otel._internal.text import clean_logs, clean_spans, encode_or_clean, require_clean
+from otel._internal.clean_batches import clean_logs, clean_spans
+from otel._internal.encode_retry import encode_or_clean
+from otel._internal.text import require_clean
 
 _FIXED64 = Struct("<Q")
 _FIXED32 = Struct("<I")

@@ -34,7 +34,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import Aggregation
 
-from otel._internal.text import FFFD, report_cleaned
+from otel._internal.encode_retry import report_cleaned
+from otel._internal.text import FFFD
 
 _log = logging.getLogger("otel.prometheus")
 

@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from otel._internal import text
+from otel._internal import clean_batches, encode_retry, text
 from otel._internal.lean_exporter import _stock_logs, _stock_spans
 from otel._internal.otlp_wire import SpanEncoder
 from tests.fixtures.lib import OtlpReceiver
@@ -56,9 +56,9 @@ T0 = 1_700_000_000_000_000_000
 
 @pytest.fixture(autouse=True)
 def _fresh_reports() -> Iterator[None]:
-    text._last_report.clear()
+    encode_retry._last_report.clear()
     yield
-    text._last_report.clear()
+    encode_retry._last_report.clear()
 
 
 # --- the text helpers -------------------------------------------------------------------
@@ -177,7 +177,7 @@ def _grpc_spans(spans: list[ReadableSpan]) -> ExportTraceServiceRequest:
 SPAN_PATHS: dict[str, Callable[[list[ReadableSpan]], ExportTraceServiceRequest]] = {
     "lean": lambda s: ExportTraceServiceRequest.FromString(SpanEncoder().encode(s)),
     "sdk encoder": lambda s: ExportTraceServiceRequest.FromString(
-        text.encode_or_clean(_stock_spans, s, text.clean_spans, "spans")
+        encode_retry.encode_or_clean(_stock_spans, s, clean_batches.clean_spans, "spans")
     ),
     "grpc": _grpc_spans,
 }
@@ -200,7 +200,7 @@ def test_good_batches_are_encoded_once_and_not_copied(monkeypatch: pytest.Monkey
     def never(batch: Any) -> Any:
         raise AssertionError("a good batch was cleaned")
 
-    monkeypatch.setattr(text, "clean_spans", never)
+    monkeypatch.setattr(clean_batches, "clean_spans", never)
     monkeypatch.setattr("otel._internal.otlp_wire.clean_spans", never)
     spans = build_spans("none", X)
     assert ExportTraceServiceRequest.FromString(SpanEncoder().encode(spans)) == encode_spans(spans)
@@ -301,7 +301,7 @@ def _grpc_logs(records: list[ReadableLogRecord]) -> ExportLogsServiceRequest:
 LOG_PATHS: dict[str, Callable[[list[ReadableLogRecord]], ExportLogsServiceRequest]] = {
     "lean": lambda r: ExportLogsServiceRequest.FromString(SpanEncoder().encode_logs(r)),
     "sdk encoder": lambda r: ExportLogsServiceRequest.FromString(
-        text.encode_or_clean(_stock_logs, r, text.clean_logs, "log records")
+        encode_retry.encode_or_clean(_stock_logs, r, clean_batches.clean_logs, "log records")
     ),
     "grpc": _grpc_logs,
 }
@@ -369,8 +369,8 @@ def _grpc_metrics(data: MetricsData) -> ExportMetricsServiceRequest:
 
 
 METRIC_PATHS: dict[str, Callable[[MetricsData], ExportMetricsServiceRequest]] = {
-    "sdk encoder": lambda d: text.encode_or_clean(
-        encode_metrics, d, text.clean_metrics, "metric points"
+    "sdk encoder": lambda d: encode_retry.encode_or_clean(
+        encode_metrics, d, clean_batches.clean_metrics, "metric points"
     ),
     "grpc": _grpc_metrics,
 }

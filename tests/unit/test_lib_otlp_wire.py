@@ -188,8 +188,9 @@ def _bad_text_spans() -> list[ReadableSpan]:
 
 
 def test_bad_text_gives_the_same_message_on_both_paths() -> None:
+    from otel._internal.clean_batches import clean_logs, clean_spans
+    from otel._internal.encode_retry import encode_or_clean
     from otel._internal.lean_exporter import _stock_logs, _stock_spans
-    from otel._internal.text import clean_logs, clean_spans, encode_or_clean
 
     spans = _bad_text_spans()
     lean = ExportTraceServiceRequest.FromString(SpanEncoder().encode(spans))
