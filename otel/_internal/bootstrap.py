@@ -205,6 +205,7 @@ def instrument(telemetry: Telemetry) -> None:
             None if off else telemetry.meter_provider,
             excluded=s.excluded_paths_regex(),
             operation_spans=s.fastapi_operation_spans,
+            flush=flush,
         )
     )
     telemetry.undo.append(sanitize.set_sensitive_params(s.redact_query_params))

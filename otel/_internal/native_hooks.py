@@ -52,8 +52,14 @@ def _keywords(fn: Any) -> set[str]:
     return set(inspect.signature(fn).parameters)
 
 
-def detect() -> Native | None:
-    """FastAPI's internals for the lean path, or None when absent or shaped differently."""
+def detect(original: tuple[Any, Any] | None = None, original_lifespan: Any = None) -> Native | None:
+    """FastAPI's internals for the lean path, or None when absent or shaped differently.
+
+    Args:
+        original: ``NativeTelemetry``'s own ``enabled`` and ``__call__`` when the lean path
+            already replaced them (a second install sees the replacements on the class).
+        original_lifespan: FastAPI's own lifespan bridge, likewise.
+    """
     try:
         from fastapi.telemetry import _api, _asgi, _runtime
 
@@ -61,15 +67,11 @@ def detect() -> Native | None:
         request_telemetry = _api._RequestTelemetry
         if not {f.name for f in dataclasses.fields(request_telemetry)} >= _FIELDS:
             return None
-        # The originals: a second install sees our replacement on the class.
-        from otel._internal import server_telemetry
-
-        original = server_telemetry._original
         enabled, call = original if original is not None else (cls.enabled, cls.__call__)
         if not {"app", "scope", "receive", "send", "legacy_otel"} <= _keywords(call):
             return None
         if not callable(enabled) or not {"config", "app", "scope", "receive", "send"} <= (
-            _keywords(server_telemetry._original_lifespan or _runtime.lifespan)
+            _keywords(original_lifespan or _runtime.lifespan)
         ):
             return None
         if not {"scope", "exc"} <= _keywords(_asgi._exception):

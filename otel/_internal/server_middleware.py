@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 
-from otel._internal import server_telemetry
 from otel._internal.native_hooks import exception_type
+from otel._internal.server_common import ASGIApp, Receive, Scope, Send, flushing, log, query
 
 if TYPE_CHECKING:
-    from otel._internal.server_telemetry import ASGIApp, Receive, Scope, Send, ServerTelemetry
+    from otel._internal.server_telemetry import ServerTelemetry
 
 #: Scope key marking a request already served by this path (mounted apps skip it).
 _SERVED = "trading_otel.server"
@@ -38,6 +38,16 @@ _METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 _original_call: Any = None
+#: What this path serves (set by ``server_telemetry.install``); None: FastAPI's own path.
+_serving: ServerTelemetry | None = None
+#: Flush at lifespan shutdown here (the lean path's lifespan bridge is not installed).
+_flush_lifespan = True
+
+
+def serve(telemetry: ServerTelemetry | None, *, flush_lifespan: bool) -> None:
+    """Serve every FastAPI app's requests with ``telemetry`` on this path, or stop (None)."""
+    global _serving, _flush_lifespan
+    _serving, _flush_lifespan = telemetry, flush_lifespan
 
 
 def fastapi_version() -> str:
@@ -78,8 +88,8 @@ def app_config(app: Any) -> dict[str, Any]:
 
 
 async def _app_call(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
-    active = server_telemetry._active
-    ours = active is not None and server_telemetry._path == "middleware"
+    active = _serving
+    ours = active is not None
     stack = self.middleware_stack
     if ours and scope["type"] in ("http", "websocket"):
         assert active is not None
@@ -90,9 +100,9 @@ async def _app_call(self: Any, scope: Scope, receive: Receive, send: Send) -> No
             )
     elif isinstance(stack, ServerMiddleware) and not ours:
         self.middleware_stack = stack.inner  # our path is off: FastAPI's own behaviour
-    if ours and scope["type"] == "lifespan" and server_telemetry._original_lifespan is None:
+    if active is not None and scope["type"] == "lifespan" and _flush_lifespan:
         # The lean path flushes in FastAPI's lifespan bridge; without it, here.
-        send = server_telemetry.flushing(send)
+        send = flushing(send, active.flush)
     await _original_call(self, scope, receive, send)
 
 
@@ -150,7 +160,7 @@ def _warn_old_conventions() -> None:
     global _warned_conventions
     if not _warned_conventions:
         _warned_conventions = True
-        server_telemetry._log.warning(
+        log.warning(
             "contrib's ASGI middleware reports the old HTTP conventions (http.server.duration "
             "in ms): OTEL_SEMCONV_STABILITY_OPT_IN must include 'http' before any "
             "instrumentation is imported"
@@ -172,7 +182,7 @@ class _LogError:
             await self.app(scope, receive, send)
         except Exception as exc:
             route = scope.get("route")
-            server_telemetry._log.error(
+            log.error(
                 "request failed: %s %s raised %s",
                 scope.get("method", "HTTP"),
                 getattr(route, "path", None) or "(unmatched)",
@@ -191,7 +201,7 @@ def _request_hook(telemetry: ServerTelemetry) -> Callable[[trace.Span, Scope], N
         span.set_attributes(telemetry._server_attributes(scope, host))
         raw = scope.get("query_string")
         if raw:
-            span.set_attribute("url.query", server_telemetry._query(raw))
+            span.set_attribute("url.query", query(raw))
 
     return hook
 

@@ -22,53 +22,36 @@ which FastAPI itself recognises and then keeps its own telemetry off.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from time import perf_counter
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import SpanKind, StatusCode, Tracer, TracerProvider
 
-from otel._internal import sanitize
 from otel._internal.catalogue import HTTP_DURATION_BUCKETS as DURATION_BUCKETS
 from otel._internal.native_hooks import Native, detect, exception_type
 from otel._internal.recording import CachedRecorder, is_lean
 from otel._internal.sanitize import sanitize_message
+from otel._internal.server_common import (
+    SCOPE_NAME,
+    ASGIApp,
+    Flush,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    flushing,
+    query,
+)
+from otel._internal.server_common import log as _log
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-SCOPE_NAME = "otel.server"
-_log = logging.getLogger("otel.server")
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-#: ``k=v&k=v`` with characters that parse_qsl/urlencode give back unchanged.
-_PLAIN_QUERY = re.compile(
-    rb"[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*(?:&[A-Za-z0-9._~+-]+=[A-Za-z0-9._~+-]*)*"
-)
-
-
-def _query(raw: bytes) -> str:
-    # FastAPI's encoding of url.query (parse, mask, re-encode), with our wider list of
-    # sensitive names (sanitize.SENSITIVE_QUERY_PARAMS plus the configured ones).
-    if _PLAIN_QUERY.fullmatch(raw):
-        # Nothing to decode or re-encode (no '%', no blank pairs), so the round trip
-        # through parse_qsl/urlencode would return the same text: skip it (~15 us)
-        # unless a key needs masking, which one case-insensitive search tells.
-        return sanitize.redact_query(raw.decode("ascii"))
-    names = sanitize.sensitive_params()
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, sanitize.MASK if k.lower() in names else v) for k, v in pairs])
 
 
 class ServerTelemetry:
@@ -79,6 +62,7 @@ class ServerTelemetry:
         meter_provider: Where ``http.server.request.duration`` goes (None: no metric).
         excluded: Paths matching this pattern get no telemetry at all.
         operation_spans: Let FastAPI add its dependency/endpoint/serialization spans.
+        flush: Exports what is buffered when the app's lifespan shuts down.
     """
 
     def __init__(
@@ -88,11 +72,13 @@ class ServerTelemetry:
         *,
         excluded: re.Pattern[str] | None = None,
         operation_spans: bool = False,
+        flush: Flush = None,
     ) -> None:
         from otel._internal.version import __version__
 
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self.flush = flush
         self.tracer: Tracer | None = (
             tracer_provider.get_tracer(SCOPE_NAME, __version__) if tracer_provider else None
         )
@@ -192,7 +178,7 @@ class ServerTelemetry:
                 "url.path": scope["path"],
             }
             if scope.get("query_string"):
-                span_attrs["url.query"] = _query(scope["query_string"])
+                span_attrs["url.query"] = query(scope["query_string"])
             if not known:
                 span_attrs["http.request.method_original"] = method
             span = tracer.start_span(
@@ -384,22 +370,7 @@ async def _lifespan(
         # to our providers and send everything twice.
         config = {**config, "auto_configure": False}
     await _original_lifespan(config=config, app=app, scope=scope, receive=receive,
-                             send=flushing(send))  # fmt: skip
-
-
-def flushing(send: Send) -> Send:
-    """``send`` that exports what is buffered before passing on ``lifespan.shutdown.complete``."""
-
-    async def flushing_send(message: Message) -> None:
-        if message["type"] == "lifespan.shutdown.complete":
-            from anyio.to_thread import run_sync
-
-            from otel._internal import bootstrap
-
-            await run_sync(bootstrap.flush)
-        await send(message)
-
-    return flushing_send
+                             send=flushing(send, _active.flush if _active else None))  # fmt: skip
 
 
 def _install_lean(native: Native) -> None:
@@ -434,14 +405,14 @@ def install(telemetry: ServerTelemetry, *, lean: bool = True) -> Callable[[], No
         A function restoring what was active before (FastAPI's own behaviour at first).
     """
     global _active, _path, _warned
-    native = detect() if lean else None
+    native = detect(_original, _original_lifespan) if lean else None
     if (
         native is None
         and _installed("fastapi")
         and not _installed("opentelemetry.instrumentation.asgi")
     ):
         # The stock path needs contrib's ASGI middleware (the `fastapi` extra brings it).
-        native = None if lean else detect()
+        native = None if lean else detect(_original, _original_lifespan)
         _log.warning(
             "the stock server path needs opentelemetry-instrumentation-asgi "
             "(pip install 'trading-otel[fastapi]'); %s",
@@ -467,14 +438,26 @@ def install(telemetry: ServerTelemetry, *, lean: bool = True) -> Callable[[], No
         path = "middleware"
     previous = (_active, _path)
     _active, _path = telemetry, path
+    _publish()
 
     def uninstall() -> None:
         # Restores whatever was active before (a test's install inside a session one).
         global _active, _path
         if _active is telemetry:
             _active, _path = previous
+            _publish()
 
     return uninstall
+
+
+def _publish() -> None:
+    """Tell the middleware path what it serves now; it never reads this module's state."""
+    from otel._internal import server_middleware
+
+    server_middleware.serve(
+        _active if _path == "middleware" else None,
+        flush_lifespan=_original_lifespan is None,
+    )
 
 
 def _installed(module: str) -> bool:

@@ -25,7 +25,9 @@ from typing import Any
 
 from services.common.auth import KEYS_VAR, client_key, parse_keys
 from services.common.ports import POSTGRES_PORT, REDIS_PORT, local_url
-from services.gateway.models import MAX_ORDER_QUANTITY
+
+#: Upper bound on one order's size: a fat-finger guard, far above any position limit.
+MAX_ORDER_QUANTITY = 1_000_000
 
 _log = logging.getLogger("services.config")
 

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Upper bound on one order's size: a fat-finger guard, far above any position limit.
-MAX_ORDER_QUANTITY = 1_000_000
+from services.common.config import MAX_ORDER_QUANTITY
 
 
 class OrderRequest(BaseModel):

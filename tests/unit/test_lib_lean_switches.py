@@ -103,7 +103,7 @@ async def test_lean_server_off_gives_the_same_spans_and_durations() -> None:
 async def test_missing_fastapi_internals_fall_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(server_telemetry, "detect", lambda: None)
+    monkeypatch.setattr(server_telemetry, "detect", lambda *_: None)
     monkeypatch.setattr(server_telemetry, "_warned", False)
     mt = memory_telemetry()
     caplog.set_level(logging.WARNING, "otel.server")
