@@ -22,6 +22,7 @@ _envguard.guard()
 
 from otel._internal.app import AppInstrumentation, instrument_app  # noqa: E402
 from otel._internal.bootstrap import Telemetry, configure, shutdown  # noqa: E402
+from otel._internal.catalogue import CATALOGUE, AttributeSpec, MetricSpec  # noqa: E402
 from otel._internal.logs import ConsoleFormatter, JsonFormatter  # noqa: E402
 from otel._internal.meters import (  # noqa: E402
     OrderOutcome,
@@ -33,9 +34,12 @@ from otel._internal.meters import (  # noqa: E402
 from otel._internal.settings import Settings  # noqa: E402
 
 __all__ = [
+    "CATALOGUE",
     "AppInstrumentation",
+    "AttributeSpec",
     "ConsoleFormatter",
     "JsonFormatter",
+    "MetricSpec",
     "OrderOutcome",
     "Settings",
     "SymbolGuard",

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from otel._internal.settings import Settings
+from otel import Settings
 from trading_otel_tools.alerts.deployments import Collector, Deployment, DeploymentError, rel
 from trading_otel_tools.alerts.routing import reached
 from trading_otel_tools.collector import config as collector_config

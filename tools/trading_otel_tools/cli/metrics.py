@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from otel._internal.catalogue import CATALOGUE, OTHER_SYMBOL, MetricSpec
+from otel import CATALOGUE, MetricSpec
+from otel._internal.catalogue import OTHER_SYMBOL
 from otel._internal.meters import FORBIDDEN_ATTRIBUTES
 
 #: How each instrument kind appears in Prometheus.
@@ -57,7 +58,8 @@ def render_markdown() -> str:
         "",
         "These names are what Prometheus shows, whether the metrics arrive through OTLP and",
         "the collector or are scraped from a service's own `/metrics` endpoint. They are a",
-        "public API: dashboards, alert rules and users' queries depend on them.",
+        "public API: dashboards, alert rules and users' queries depend on them. In Python,",
+        "`otel.CATALOGUE` holds the same declarations (`otel.MetricSpec`, `otel.AttributeSpec`).",
         "",
         "- Every name starts with `trading_`; counters end in `_total`; durations are",
         "  histograms in seconds and end in `_seconds`.",
