@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import collector_payloads as p
-from tests.fixtures.collector import RECORDER_CONFIG, CollectorFactory, wait_until
+from tests.fixtures.collector import wait_until
 from tests.fixtures.lib import REPO
 from trading_otel_tools.procs import free_port
 from trading_otel_tools.servers.collector import CollectorServer
@@ -121,11 +121,6 @@ def run_child(env: dict[str, str], bad_resource: bool) -> tuple[dict[str, Any], 
 
 
 @pytest.fixture(scope="module")
-def recorder(collector_factory: CollectorFactory) -> CollectorServer:
-    return collector_factory("recorder", [RECORDER_CONFIG])
-
-
-@pytest.fixture(scope="module")
 def sent(recorder: CollectorServer) -> Iterator[dict[str, str]]:
     """Run every child once; each run's service.name is ``bad-<run>``."""
     stderrs: dict[str, str] = {}
@@ -140,8 +135,6 @@ def sent(recorder: CollectorServer) -> Iterator[dict[str, str]]:
             # console on one run, JSON on the others: both formatters see the surrogates
             "TRADING_OTEL_LOG_FORMAT": "console" if name == "grpc" else "json",
         }
-        if http:  # the recorder takes logs where Loki does
-            env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = recorder.otlp_http_url + "/otlp/v1/logs"
         out, stderrs[name] = run_child(env, bad_resource)
         assert out["shutdown"], stderrs[name]
     yield stderrs

@@ -15,20 +15,16 @@ checkout of ``otel`` (how the failures of the code before the guard were recorde
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -38,7 +34,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fixtures import env_matrix
-from tests.fixtures.lib import BIN, REPO
+from tests.fixtures.lib import BIN, REPO, OtlpHttpListener
 
 pytestmark = pytest.mark.integration
 
@@ -63,50 +59,28 @@ print("MATRIX-DONE preconfigured=%s" % preconfigured)
 """
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # A deep backlog: the default (5) refuses connections when cases flush together.
-    request_queue_size = 128
-
-
 class Sink:
     """A real OTLP/HTTP receiver: which markers arrived, per signal."""
 
     def __init__(self) -> None:
         self.seen: dict[str, set[str]] = defaultdict(set)
         self.lock = threading.Lock()
-        sink = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                encoding = self.headers.get("Content-Encoding")
-                if encoding == "gzip":
-                    body = gzip.decompress(body)
-                elif encoding == "deflate":
-                    body = zlib.decompress(body)
-                found = sink.decode(self.path, body)
-                if found is None:
-                    self.send_error(404)
-                    return
-                with sink.lock:
-                    for signal, marker in found:
-                        sink.seen[signal].add(marker)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def accept(path: str, body: bytes) -> bool:
+            found = self.decode(path, body)
+            if found is None:
+                return False
+            with self.lock:
+                for signal, marker in found:
+                    self.seen[signal].add(marker)
+            return True
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.listener = OtlpHttpListener(accept)
+        self.port = self.listener.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.listener.url
 
     @staticmethod
     def decode(path: str, body: bytes) -> list[tuple[str, str]] | None:
@@ -142,8 +116,7 @@ class Sink:
         return found
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listener.stop()
 
 
 @pytest.fixture(scope="module")

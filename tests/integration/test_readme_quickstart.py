@@ -31,7 +31,7 @@ import pytest
 
 from otel._internal.settings import Settings
 from tests.fixtures import collector_payloads as payloads
-from tests.fixtures.collector import RECORDER_CONFIG, CollectorFactory, wait_until
+from tests.fixtures.collector import wait_until
 from tests.fixtures.lib import REPO
 from trading_otel_tools.procs import free_port, port_in_use, tail
 from trading_otel_tools.servers.collector import CollectorServer
@@ -110,22 +110,6 @@ def readme_quickstart() -> QuickStart:
 
 
 # --- running it -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def recorder(
-    collector_factory: CollectorFactory, tmp_path_factory: pytest.TempPathFactory
-) -> CollectorServer:
-    """A collector that writes what it receives to files.
-
-    recorder.yaml plays Loki, so it takes logs at /otlp/v1/logs; a service exporting to it
-    directly sends them to the standard /v1/logs, which this overlay restores.
-    """
-    overlay = tmp_path_factory.mktemp("recorder") / "standard-logs-path.yaml"
-    overlay.write_text(
-        "receivers:\n  otlp:\n    protocols:\n      http:\n        logs_url_path: /v1/logs\n"
-    )
-    return collector_factory("recorder", [RECORDER_CONFIG, overlay])
 
 
 def rewritten_env(env: dict[str, str], recorder: CollectorServer, pull_port: int) -> dict[str, str]:
