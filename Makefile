@@ -4,11 +4,12 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps collector test test-unit test-integration test-e2e lint fmt bench demo docs inventory clean
+.PHONY: help venv system-deps collector test test-oldest test-unit test-integration test-e2e lint fmt bench demo docs inventory clean
 
 help:
 	@echo "make demo   - whole local stack, load with a latency spike, then the investigation"
 	@echo "make test   - the full suite (installs what it needs, starts its own servers)"
+	@echo "make test-oldest - the library tests on the oldest FastAPI/OpenTelemetry allowed"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail)"
 	@echo "make inventory - fault matrix on the real stack; re-record the signal inventory"
@@ -30,6 +31,12 @@ collector: venv
 
 test: system-deps venv collector
 	$(VENV)/bin/pytest tests
+	$(PY) -m trading_otel_tools.oldest
+
+# The library's tests again, in .venv-oldest: the oldest FastAPI and OpenTelemetry
+# versions pyproject.toml allows (the main .venv holds the newest).
+test-oldest: system-deps venv
+	$(PY) -m trading_otel_tools.oldest
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit
@@ -67,4 +74,4 @@ demo: system-deps venv collector
 	$(VENV)/bin/trading-otel demo
 
 clean:
-	rm -rf $(VENV) bin var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-oldest bin var .mypy_cache .ruff_cache .pytest_cache

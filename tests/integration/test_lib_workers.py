@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.lib import BIN, OtlpReceiver, app_env, serve
+from tests.fixtures.lib import BIN, OtlpReceiver, app_env, serve, wait_for
 from trading_otel_tools.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,11 @@ def test_two_workers_count_every_request_once(
     log = tmp_path / f"{server}.log"
     proc = serve(argv_for(server, port), app_env(otlp_receiver, port), port, log)
     try:
+        # /health answers as soon as one worker is up: wait for the second, or all the
+        # requests may go to the first.
+        assert wait_for(lambda: log.read_text().count("Application startup complete") >= 2, 30), (
+            log.read_text()
+        )
         # No keep-alive: every request is a new connection, so both workers accept some.
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10) as c:

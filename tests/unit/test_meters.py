@@ -386,3 +386,23 @@ def test_lean_reservoir_keeps_attributes_a_view_dropped() -> None:
     assert dict(point.attributes) == {"route": "/x"}
     [ex] = point.exemplars
     assert ex.value == 1.5 and ex.filtered_attributes == {"user": "u1"} and ex.trace_id
+
+
+def test_sdk_cardinality_cap_bounds_instruments_outside_the_catalogue() -> None:
+    """Why the SDK floor is 1.45.2: its default cap folds series beyond 2000 into one
+    ``otel.metric.overflow`` series, which bounds instruments our symbol guard does not
+    see (an instrumentation's, or a user's own). pyproject.toml's lower bound rests on it."""
+    from tests.fixtures.lib import memory_telemetry
+
+    mt = memory_telemetry()
+    try:
+        meter = mt.telemetry.meter_provider.get_meter("cardinality-test")
+        counter = meter.create_counter("cardinality.test")
+        for i in range(2500):
+            counter.add(1, {"user.supplied": f"value-{i}"})
+        points = mt.points("cardinality.test")
+    finally:
+        mt.telemetry.shutdown(5)
+    overflow = [p for p in points if p.attributes.get("otel.metric.overflow")]
+    assert len(points) <= 2001 and len(overflow) == 1
+    assert sum(p.value for p in points) == 2500  # folded, never lost
