@@ -5,7 +5,8 @@
 - OTLP strings must be UTF-8, but the receiver does not check. Raw bytes that are not
   UTF-8, in span names, attribute keys and values, log bodies and log attributes, are
   posted beside good records; ``transform/utf8`` turns each bad byte into U+FFFD, so every
-  good record arrives on a line that is valid UTF-8 and JSON. Python's protobuf refuses
+  good record arrives on a line that is valid UTF-8 and JSON, and a metric point with a
+  bad label value is served (repaired) instead of dropped. Python's protobuf refuses
   such strings, so each payload is encoded with placeholders of the same length, whose
   bytes are then replaced in the serialized request.
 """
@@ -19,8 +20,20 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.fixtures import collector_payloads as p
@@ -202,3 +215,37 @@ def test_invalid_utf8_in_logs_is_repaired_and_every_good_record_arrives(
     bad_attrs = p.attrs(records[2])
     assert bad_attrs["bad.value"] == REPAIRED["value"]
     assert bad_attrs[REPAIRED["key"]] == "fine"
+
+
+def test_invalid_utf8_in_a_metric_label_is_repaired_not_dropped(
+    local: tuple[CollectorServer, Path],
+) -> None:
+    # Without the repair the Prometheus exporter drops the point ("label value ... is not
+    # valid UTF-8", logged on every scrape); its neighbours are served either way.
+    server, _ = local
+    now = time.time_ns()
+    points = [
+        NumberDataPoint(
+            start_time_unix_nano=now - 1_000_000_000, time_unix_nano=now, as_int=i + 1,
+            attributes=[_kv("good_index", str(i))] + ([_kv("bad", ph("value"))] if i == 1 else []),
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    metric = Metric(
+        name="bad_input_orders",
+        sum=Sum(data_points=points, is_monotonic=True,
+                aggregation_temporality=AGGREGATION_TEMPORALITY_CUMULATIVE),
+    )  # fmt: skip
+    request = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(
+        resource=Resource(attributes=[_kv("service.name", "bad-input")]),
+        scope_metrics=[ScopeMetrics(metrics=[metric])],
+    )])  # fmt: skip
+    _post(server, "/v1/metrics", _crafted(request, ("value",)))
+
+    def series() -> list[str] | None:
+        body = httpx.get(server.prometheus_url).content.decode("utf-8")  # strict
+        lines = [line for line in body.splitlines() if line.startswith("bad_input_orders_total{")]
+        return lines if len(lines) == 3 else None
+
+    lines = wait_until(series, 20, "the three bad_input_orders series")
+    assert sum(f'bad="{REPAIRED["value"]}"' in line for line in lines) == 1
