@@ -1,19 +1,21 @@
-"""The local role under bad input: a missing telemetry directory, and invalid UTF-8.
+"""Collector roles under bad input: a missing telemetry directory, and invalid UTF-8.
 
-- The file exporters create ``TRADING_OTEL_TELEMETRY_DIR`` when it is missing
-  (``create_directory``), so the collector starts and telemetry lands there.
+- The local role's file exporters create ``TRADING_OTEL_TELEMETRY_DIR`` when it is
+  missing (``create_directory``), so the collector starts and telemetry lands there.
 - OTLP strings must be UTF-8, but the receiver does not check. Raw bytes that are not
   UTF-8, in span names, attribute keys and values, log bodies and log attributes, are
-  posted beside good records; ``transform/utf8`` turns each bad byte into U+FFFD, so every
-  good record arrives on a line that is valid UTF-8 and JSON, and a metric point with a
-  bad label value is served (repaired) instead of dropped. Python's protobuf refuses
-  such strings, so each payload is encoded with placeholders of the same length, whose
-  bytes are then replaced in the serialized request.
+  posted beside good records to the local role and to the gateway (whose Tempo and Loki
+  are played by the recorder fixture). ``transform/utf8`` turns each bad byte into U+FFFD,
+  so every good record arrives on a line that is valid UTF-8 and JSON, and a metric
+  point with a bad label value is served (repaired) instead of dropped. Python's protobuf
+  refuses such strings, so each payload is encoded with placeholders of the same length,
+  whose bytes are then replaced in the serialized request.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,13 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.fixtures import collector_payloads as p
-from tests.fixtures.collector import CollectorFactory, wait_until
+from tests.fixtures.collector import (
+    RECORDER_CONFIG,
+    TOKEN,
+    CollectorFactory,
+    recorder_env,
+    wait_until,
+)
 from trading_otel_tools.servers.collector import CollectorServer
 
 pytestmark = pytest.mark.integration
@@ -80,9 +88,11 @@ def _crafted(request: Message, places: tuple[str, ...]) -> bytes:
     return raw
 
 
-def _post(server: CollectorServer, path: str, body: bytes) -> None:
-    resp = httpx.post(server.otlp_http_url + path, content=body,
-                      headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+def _post(server: CollectorServer, path: str, body: bytes, token: str | None = None) -> None:
+    headers = {"Content-Type": "application/x-protobuf"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    resp = httpx.post(server.otlp_http_url + path, content=body, headers=headers)
     resp.raise_for_status()  # accepted whole: the receiver does not check UTF-8
 
 
@@ -118,6 +128,27 @@ def local(
     return server, telemetry
 
 
+@dataclass(frozen=True)
+class Target:
+    """A role under test: where to send, with which token, and where its output lands."""
+
+    server: CollectorServer
+    out: Path
+    token: str | None = None
+
+
+@pytest.fixture(scope="module", params=["local", "gateway"])
+def target(request: pytest.FixtureRequest, collector_factory: CollectorFactory) -> Target:
+    """The local role's files, or what the gateway exports (to the recorder, as Tempo/Loki)."""
+    if request.param == "local":
+        server, telemetry = request.getfixturevalue("local")
+        return Target(server, telemetry)
+    recorder = collector_factory("bad-input-recorder", [RECORDER_CONFIG])
+    env = recorder_env(recorder) | {"TRADING_OTEL_BASELINE_SAMPLE_PERCENT": "100"}
+    gateway = collector_factory("bad-input-gateway", "gateway", env=env)
+    return Target(gateway, recorder.telemetry_dir, TOKEN)
+
+
 def test_missing_telemetry_directory_is_created_and_telemetry_lands_in_it(
     local: tuple[CollectorServer, Path],
 ) -> None:
@@ -149,14 +180,11 @@ def _spans(label: str) -> list[Span]:
     return spans
 
 
-def test_invalid_utf8_in_spans_is_repaired_and_every_good_span_arrives(
-    local: tuple[CollectorServer, Path],
-) -> None:
-    server, telemetry = local
+def test_invalid_utf8_in_spans_is_repaired_and_every_good_span_arrives(target: Target) -> None:
     label = "bad-utf8-spans"
     body = _crafted(p.traces_request(_spans(label)), ("value", "key", "name"))
-    _post(server, "/v1/traces", body)
-    path = telemetry / "traces.jsonl"
+    _post(target.server, "/v1/traces", body, target.token)
+    path = target.out / "traces.jsonl"
     wanted = {p.trace_id(f"{label}-{i}").hex(): i for i in range(GOOD + 1)}
 
     def arrived() -> dict[int, dict[str, Any]] | None:
@@ -192,13 +220,11 @@ def _records(label: str) -> list[LogRecord]:
     return records
 
 
-def test_invalid_utf8_in_logs_is_repaired_and_every_good_record_arrives(
-    local: tuple[CollectorServer, Path],
-) -> None:
-    server, telemetry = local
+def test_invalid_utf8_in_logs_is_repaired_and_every_good_record_arrives(target: Target) -> None:
     label = "bad-utf8-logs"
-    _post(server, "/v1/logs", _crafted(p.logs_request(_records(label)), ("value", "key")))
-    path = telemetry / "logs.jsonl"
+    body = _crafted(p.logs_request(_records(label)), ("value", "key"))
+    _post(target.server, "/v1/logs", body, target.token)
+    path = target.out / "logs.jsonl"
     total = GOOD + 2
 
     def arrived() -> dict[int, dict[str, Any]] | None:
