@@ -7,6 +7,7 @@ tests/integration/test_collector_bad_input.py; this pins where it runs and what 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,18 @@ PROCESSOR = "transform/utf8"
 PATTERN_AND_REPLACEMENT = '"\\\\x{FFFD}", "\\uFFFD")'
 
 
+K8S = Path(__file__).parents[2] / "deploy" / "k8s" / "config"
+#: The Kubernetes overlays, layered as the manifests pass them (base, role, overlay).
+K8S_ROLES = {
+    "agent-k8s": ("agent", "agent-k8s.yaml"),
+    "gateway-k8s": ("gateway", "gateway-k8s.yaml"),
+}
+
+
 def shipped(role: str) -> MergedConfig:
+    if role in K8S_ROLES:
+        base, overlay = K8S_ROLES[role]
+        return load([*role_files(base), K8S / overlay], {})
     return load(role_files(role), {})
 
 
@@ -54,7 +66,7 @@ def test_names_bodies_and_attribute_keys_and_values_are_covered() -> None:
     assert any(s.startswith("replace_all_patterns(log.body, ") for s in found)
 
 
-@pytest.mark.parametrize("role", list(ROLES))
+@pytest.mark.parametrize("role", [*ROLES, *K8S_ROLES])
 def test_every_otlp_pipeline_repairs_utf8_right_after_masking(role: str) -> None:
     pipelines = shipped(role).get("service", "pipelines")
     for name, body in pipelines.items():
