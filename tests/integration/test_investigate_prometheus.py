@@ -9,6 +9,7 @@ scrapes every second, so the whole scenario takes about 20 seconds, once per mod
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,3 +297,22 @@ def test_range_without_orders_says_so(scenario: Scenario) -> None:
     assert not report.breached and report.peak is None
     assert report.notes and "observations between" in report.notes[0]
     assert "there was no data to compute it" in render_text(report)
+
+
+def test_bad_lines_in_the_files_are_noted_not_fatal(scenario: Scenario, tmp_path: Path) -> None:
+    telemetry = tmp_path / "telemetry"
+    shutil.copytree(scenario.telemetry, telemetry)
+    with (telemetry / "traces.jsonl").open("ab") as fh:
+        fh.write(b"\xff\xfe not json\n")
+    with (telemetry / "logs.jsonl").open("ab") as fh:  # JSON once read with U+FFFD
+        fh.write(b'{"resourceLogs": [{"resource": {"attributes": [{"key": "k", "value": '
+                 b'{"stringValue": "caf\xc3 \xff"}}]}}]}\n')  # fmt: skip
+    clean = investigate(_options(scenario))
+    report = investigate(_options(scenario, telemetry_dir=telemetry))
+    assert report.top == clean.top
+    assert [t.trace_id for t in report.missing] == [t.trace_id for t in clean.missing]
+    notes = "\n".join(report.notes)
+    assert f"1 line(s) unreadable and skipped: {telemetry / 'traces.jsonl'} (1)" in notes
+    assert f"1 line(s) not valid UTF-8 (bad bytes read as U+FFFD, records kept): " \
+        f"{telemetry / 'logs.jsonl'} (1)" in notes  # fmt: skip
+    assert "unreadable and skipped" in render_text(report)

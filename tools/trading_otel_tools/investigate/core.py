@@ -229,6 +229,9 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
             report.notes.append(str(exc))
         for tr in report.slow:
             tr.logs = logs.get(tr.trace_id, [])
+    for source in (trace_source, log_source):
+        if isinstance(source, FileTraceSource | FileLogSource) and (note := source.problems.note()):
+            report.notes.append(note)
     _add_links(report, found)
     return report
 

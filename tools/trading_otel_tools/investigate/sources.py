@@ -2,7 +2,8 @@
 
 The local collector's file exporter writes one OTLP JSON request per line to
 ``traces*.jsonl`` / ``logs*.jsonl`` and may rotate them into timestamped backups
-(optionally gzip-compressed); every matching file is read.
+(optionally gzip-compressed); every matching file is read. A bad line never stops the
+reading: see :class:`LineProblems`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
@@ -68,14 +70,63 @@ def _open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+@dataclass
+class LineProblems:
+    """Lines of the export files that were not plain UTF-8 JSON objects, counted per file.
+
+    ``repaired``: the line was not valid UTF-8 (an old collector without
+    ``transform/utf8`` wrote a bad value as is); each bad byte was read as U+FFFD and the
+    line's records were kept. ``skipped``: the line could not be read even so (not JSON,
+    or not an object) and was left out. A torn last line, still being written, is neither.
+    """
+
+    repaired: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, path: Path) -> None:
+        counts = self.repaired if kind == "repaired" else self.skipped
+        counts[str(path)] = counts.get(str(path), 0) + 1
+
+    def note(self) -> str | None:
+        """One sentence for the report, or ``None`` when every line was read cleanly."""
+        parts = []
+        for what, counts in (
+            ("not valid UTF-8 (bad bytes read as U+FFFD, records kept)", self.repaired),
+            ("unreadable and skipped", self.skipped),
+        ):
+            if counts:
+                files = ", ".join(f"{p} ({n})" for p, n in sorted(counts.items()))
+                parts.append(f"{sum(counts.values())} line(s) {what}: {files}")
+        return "; ".join(parts) or None
+
+
+def _parse_line(line: bytes) -> tuple[Any, str | None]:
+    """The JSON value of one line and what was wrong with it (``repaired``/``skipped``)."""
+    try:
+        text, problem = line.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, problem = line.decode("utf-8", "replace"), "repaired"
+    try:
+        obj = json.loads(text)
+    except ValueError:  # JSONDecodeError, or a lone surrogate escape json cannot decode
+        return None, "skipped"
+    if not isinstance(obj, dict):
+        return None, "skipped"
+    return obj, problem
+
+
 def iter_json_lines(
-    paths: Iterable[Path], needles: Iterable[str] | None = None
+    paths: Iterable[Path],
+    needles: Iterable[str] | None = None,
+    problems: LineProblems | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield each JSON object of JSON-lines files; a torn last line (being written) is skipped.
+    """Yield each JSON object of JSON-lines files; a bad line costs only itself.
 
     With ``needles`` (hex trace ids), lines whose ``traceId`` fields hold none of them are
     skipped before parsing: the file exporter writes ids in hex, so one regex pass over
-    the raw line finds them.
+    the raw line finds them. A line that is not valid UTF-8 is read with U+FFFD for each
+    bad byte; a line that is not a JSON object is skipped. Both are counted in
+    ``problems``. A torn last line (no newline yet: being written) is skipped uncounted.
     """
     wanted = None if needles is None else {n.encode() for n in needles}
     for path in paths:
@@ -89,11 +140,10 @@ def iter_json_lines(
                 line = raw.strip()
                 if not line:
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict):
+                obj, problem = _parse_line(line)
+                if problem is not None and problems is not None and raw.endswith(b"\n"):
+                    problems.add(problem, path)
+                if obj is not None:
                     yield obj
 
 
@@ -103,6 +153,7 @@ class FileTraceSource:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.description = f"{directory}/traces*.jsonl"
+        self.problems = LineProblems()
 
     def fetch(self, trace_ids: Sequence[str]) -> dict[str, Trace]:
         wanted = set(trace_ids)
@@ -113,7 +164,7 @@ class FileTraceSource:
                 "running with its file exporter, or pass --tempo URL"
             )
         spans: dict[str, dict[str, Span]] = defaultdict(dict)
-        for payload in iter_json_lines(files, wanted):
+        for payload in iter_json_lines(files, wanted, self.problems):
             for span in otlp.iter_spans(payload):
                 if span.trace_id in wanted:
                     # A span may be exported twice (retries); keep one copy per span id.
@@ -164,11 +215,13 @@ class FileLogSource:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.description = f"{directory}/logs*.jsonl"
+        self.problems = LineProblems()
 
     def fetch(self, traces: Sequence[Trace]) -> dict[str, list[LogEntry]]:
         wanted = {t.trace_id for t in traces}
         out: dict[str, list[LogEntry]] = {t: [] for t in wanted}
-        for payload in iter_json_lines(telemetry_files(self.directory, "logs"), wanted):
+        files = telemetry_files(self.directory, "logs")
+        for payload in iter_json_lines(files, wanted, self.problems):
             for entry in otlp.iter_logs(payload):
                 if entry.trace_id in wanted:
                     out[entry.trace_id].append(entry)
