@@ -190,7 +190,8 @@ def run_step(root: Path, role: str, rate: int, seconds: float, env: dict[str, st
         step.refused = delta("otelcol_receiver_refused_spans") / elapsed
         step.exported = delta("otelcol_exporter_sent_spans", 'exporter="otlp') / elapsed
         step.dropped_too_early = delta(
-            "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early")
+            "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early"
+        )
         bad = [p.returncode for p in procs if p.returncode]
         if bad:
             step.notes.append(f"telemetrygen exited {bad}; logs in {root}")
