@@ -1,6 +1,7 @@
 """Collector throughput under an outside load generator (telemetrygen), side by side.
 
-``python -m bench.collector [--full] [--roles gateway,agent] [--seconds S] [--env K=V ...]``
+``python -m bench.collector [--full] [--rates R,R] [--roles gateway,agent] [--seconds S]
+[--env K=V ...] [--config OVERLAY ...]``
 
 For each role and each rate of a ladder, a fresh collector of that role (the shipped
 configs) exports to a fresh recording collector (``collector/fixtures/recorder.yaml``,
@@ -122,7 +123,9 @@ def _collector(root: Path, name: str, configs: list[Path], env: dict[str, str]) 
 
 
 @contextmanager
-def _pair(root: Path, role: str, extra_env: dict[str, str]) -> Iterator[CollectorServer]:
+def _pair(
+    root: Path, role: str, extra_env: dict[str, str], extra_configs: list[Path]
+) -> Iterator[CollectorServer]:
     """A recorder, and a collector of ``role`` exporting to it; yields the collector."""
     recorder = _collector(root, "recorder", [RECORDER_CONFIG], {})
     recorder.start()
@@ -133,7 +136,7 @@ def _pair(root: Path, role: str, extra_env: dict[str, str]) -> Iterator[Collecto
         "TRADING_OTEL_GATEWAY_ENDPOINT": recorder.otlp_http_url,
         "TRADING_OTEL_COLLECTOR_LOG_LEVEL": "warn",
     } | extra_env
-    subject = _collector(root, role, role_files(role), env)
+    subject = _collector(root, role, [*role_files(role), *extra_configs], env)
     try:
         subject.start()
         subject.recorder = recorder  # type: ignore[attr-defined]
@@ -143,11 +146,13 @@ def _pair(root: Path, role: str, extra_env: dict[str, str]) -> Iterator[Collecto
         recorder.stop()
 
 
-def run_step(root: Path, role: str, rate: int, seconds: float, env: dict[str, str]) -> Step:
+def run_step(
+    root: Path, role: str, rate: int, seconds: float, env: dict[str, str], configs: list[Path]
+) -> Step:
     step = Step(role, rate, seconds)
     wait = _duration_s(env.get("TRADING_OTEL_TAIL_DECISION_WAIT", "10s")) if role.startswith(
         "gateway") else 0.0  # fmt: skip
-    with _pair(root / f"{role}-{rate}", role, env) as subject:
+    with _pair(root / f"{role}-{rate}", role, env, configs) as subject:
         recorder: CollectorServer = subject.recorder  # type: ignore[attr-defined]
         pid = subject.process.pid if subject.process else None
         assert pid is not None
@@ -239,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, help="load per rate (default 10, full 30)")
     parser.add_argument("--env", action="append", default=[], metavar="K=V",
                         help="extra TRADING_OTEL_* setting for the measured collector")  # fmt: skip
+    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
+                        help="overlay after the role files (to measure a change)")  # fmt: skip
     args = parser.parse_args(argv)
     rates = ([int(r) for r in args.rates.split(",")] if args.rates
              else FULL_LADDER if args.full else QUICK_LADDER)  # fmt: skip
@@ -251,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     for role in args.roles.split(","):
         for rate in rates:
             print(f"{role:8} {rate:6d} spans/s for {seconds:g}s ...", flush=True)
-            steps.append(run_step(root, role, rate, seconds, env))
+            steps.append(run_step(root, role, rate, seconds, env, args.config))
     print()
     print(render(steps))
     print(f"\nlogs: {root}")
