@@ -11,7 +11,9 @@ What this proves: with the shipped tail_sampling settings (``block_on_overflow``
 decision caches) an overflowing sampler keeps every error, rejected and slow trace whole,
 and drops nothing too early. The control run, the same gateway with only
 ``block_on_overflow: false``, shows that this load really overflows it (it drops traces too
-early). It does not prove a capacity figure: that is measured by ``bench/collector.py``.
+early), and a real Prometheus scraping both shows the TailSamplingDroppedTraces rule's own
+expression turn true for the control only. It does not prove a capacity figure: that is
+measured by ``bench/collector.py``.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ import json
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fixtures.collector import RECORDER_CONFIG, TOKEN, CollectorFactory, recorder_env
+from tests.fixtures.prometheus import PrometheusFactory
+from trading_otel_tools import home
 from trading_otel_tools.collector import telemetrygen
 from trading_otel_tools.servers.collector import CollectorServer, role_files
+from trading_otel_tools.servers.prometheus import PrometheusServer, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +47,8 @@ MUST_KEEP: dict[str, dict[str, object]] = {
     "slow": {"span_duration": "300ms"},
 }
 DROPPED = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early"
+ALERT = "TailSamplingDroppedTraces"
+ALERTS = home.path("deploy", "prometheus", "rules", "alerts.yml")
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +119,22 @@ def overload(gateway: CollectorServer, binary: Path, root: Path) -> None:
         assert proc.returncode == 0, f"telemetrygen failed:\n{log.read_text()[-2000:]}"
 
 
-def run_overloaded(
-    factory: CollectorFactory, name: str, binary: Path, root: Path, extra: list[Path]
-) -> tuple[dict[str, dict[str, int]], float]:
-    """(spans by trace at the recorder, traces dropped too early) for one overloaded run."""
+Pair = tuple[CollectorServer, CollectorServer]
+Run = tuple[dict[str, dict[str, int]], float]
+
+
+def start_pair(factory: CollectorFactory, name: str, extra: list[Path]) -> Pair:
+    """A recorder, and a gateway of the shipped configs (plus ``extra``) exporting to it."""
     recorder = factory(f"recorder-{name}", [RECORDER_CONFIG])
     env = recorder_env(recorder) | {"TRADING_OTEL_TAIL_NUM_TRACES": "100"}
-    gateway = factory(name, [*role_files("gateway"), *extra], env=env)
-    (root / name).mkdir()
-    overload(gateway, binary, root / name)
+    return factory(name, [*role_files("gateway"), *extra], env=env), recorder
+
+
+def run_overloaded(pair: Pair, binary: Path, root: Path) -> Run:
+    """(spans by trace at the recorder, traces dropped too early) for one overloaded run."""
+    gateway, recorder = pair
+    root.mkdir()
+    overload(gateway, binary, root)
     # Decisions come decision_wait (1 s) after a trace's first span, in 1 s ticks; the
     # recorder flushes every 100 ms. Poll until the must-keep counts stop moving.
     path = recorder.telemetry_dir / "traces.jsonl"
@@ -131,45 +146,72 @@ def run_overloaded(
             break
         last = now
     kept, dropped = spans_by_trace(path), counter(gateway.telemetry_url, DROPPED)
-    print(f"\n{name}: dropped too early {dropped:.0f}; traces kept: "
+    print(f"\n{gateway.name}: dropped too early {dropped:.0f}; traces kept: "
           + ", ".join(f"{k} {len(v)}" for k, v in sorted(kept.items())))  # fmt: skip
     return kept, dropped
 
 
+@dataclass
+class Runs:
+    shipped: Run
+    control: Run
+    prometheus: PrometheusServer
+    control_instance: str
+
+
 @pytest.fixture(scope="module")
 def runs(
-    collector_factory: CollectorFactory, tg_binary: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, tuple[dict[str, dict[str, int]], float]]]:
+    collector_factory: CollectorFactory,
+    prometheus_factory: PrometheusFactory,
+    tg_binary: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runs:
     root = tmp_path_factory.mktemp("tail-load")
     evicting = root / "evicting.yaml"
     evicting.write_text("processors:\n  tail_sampling:\n    block_on_overflow: false\n")
-    yield {
-        "shipped": run_overloaded(collector_factory, "gateway", tg_binary, root, []),
-        "control": run_overloaded(collector_factory, "control", tg_binary, root, [evicting]),
-    }
+    shipped = start_pair(collector_factory, "gateway", [])
+    control = start_pair(collector_factory, "control", [evicting])
+    # A real Prometheus scrapes both gateways' own telemetry as the stack does (job
+    # otel-collector) from before the load, so increase() sees the counters move.
+    instances = [f"127.0.0.1:{pair[0].ports.telemetry}" for pair in (shipped, control)]
+    prometheus = prometheus_factory({"otel-collector": instances})
+    wait_for(
+        lambda: len(prometheus.query(f"{DROPPED} == 0")) == 2, 30, what="both gateways scraped"
+    )
+    return Runs(
+        shipped=run_overloaded(shipped, tg_binary, root / "shipped"),
+        control=run_overloaded(control, tg_binary, root / "control"),
+        prometheus=prometheus,
+        control_instance=instances[1],
+    )
 
 
-def test_the_load_overflows_an_evicting_sampler(runs: dict[str, tuple[dict, float]]) -> None:
-    kept, dropped = runs["control"]
+def test_the_load_overflows_an_evicting_sampler(runs: Runs) -> None:
+    kept, dropped = runs.control
     load = len(kept.get("load", {}))
     assert dropped > 0, f"the load did not overflow 100 traces (load traces kept: {load})"
 
 
 @pytest.mark.parametrize("kind", list(MUST_KEEP))
-def test_every_must_keep_trace_arrives_whole(
-    runs: dict[str, tuple[dict[str, dict[str, int]], float]], kind: str
-) -> None:
-    kept, dropped = runs["shipped"]
+def test_every_must_keep_trace_arrives_whole(runs: Runs, kind: str) -> None:
+    kept, dropped = runs.shipped
     traces = kept.get(kind, {})
     assert len(traces) == MUST_KEEP_TRACES, f"{kind}: {len(traces)}/{MUST_KEEP_TRACES} traces"
     assert set(traces.values()) == {SPANS_PER_TRACE}, f"{kind}: partial traces {traces}"
     assert dropped == 0
 
 
-def test_the_baseline_still_samples_the_load(
-    runs: dict[str, tuple[dict[str, dict[str, int]], float]],
-) -> None:
+def test_the_baseline_still_samples_the_load(runs: Runs) -> None:
     # Blocking slows intake, it does not turn the sampler into keep-everything.
-    kept = runs["shipped"][0].get("load", {})
+    kept = runs.shipped[0].get("load", {})
     sent = LOAD_WORKERS * LOAD_RATE_PER_WORKER * LOAD_SECONDS / SPANS_PER_TRACE
     assert 0 < len(kept) < 0.5 * sent
+
+
+def test_the_alert_expression_turns_true_for_the_evicting_gateway_only(runs: Runs) -> None:
+    # The shipped rule's own expression, in a real Prometheus, on the real series.
+    rules = yaml.safe_load(ALERTS.read_text())["groups"]
+    expr = next(r["expr"] for g in rules for r in g["rules"] if r.get("alert") == ALERT)
+    result = wait_for(lambda: runs.prometheus.query(expr), 30, what=f"{ALERT} expression")
+    assert {r["metric"]["instance"] for r in result} == {runs.control_instance}
+    assert {r["metric"]["job"] for r in result} == {"otel-collector"}
