@@ -11,7 +11,7 @@ help:
 	@echo "make test   - the full suite (installs what it needs, starts its own servers)"
 	@echo "make test-oldest - the library tests on the oldest FastAPI/OpenTelemetry allowed"
 	@echo "make lint   - ruff + mypy"
-	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail)"
+	@echo "make bench  - side-by-side benchmarks (ratios, never pass/fail; bench.collector --full for the whole ladder)"
 	@echo "make inventory - fault matrix on the real stack; re-record the signal inventory"
 
 # Two distributions, one .venv: the library (every integration) and the tooling (the CLI).
@@ -56,8 +56,9 @@ fmt: venv
 	$(VENV)/bin/ruff format otel tools services tests bench
 	$(VENV)/bin/ruff check --fix otel tools services tests bench
 
-bench: system-deps venv
+bench: system-deps venv collector
 	$(PY) -m bench
+	$(PY) -m bench.collector
 
 docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md

@@ -73,7 +73,7 @@ def test_prometheus_renders_every_link_and_each_opens(
     tmp_path: Path, prometheus_factory: PrometheusFactory, archive_receiver: ArchiveReceiver
 ) -> None:
     count = _every_alert_firing(tmp_path / "rules")
-    assert count == 24
+    assert count == 25
     base = local_runbook_base(archive_receiver.port)
     jobs = [j["job_name"] for j in yaml.safe_load(PROMETHEUS_LOCAL.read_text())["scrape_configs"]]
     config = render_prometheus_config(

@@ -24,6 +24,7 @@ EXPECTED_ALERTS = {
     "BrokerDisconnected", "MarketDataStale", "HeartbeatLapsed", "ModelStale",
     "HighAPIErrorRate", "HighAPILatency", "HighMemoryUsage", "HighCPUUsage", "LowDiskSpace",
     "FailedAuthAttempts", "TelemetryExportFailing", "TelemetryQueueNearFull", "CollectorDown",
+    "TailSamplingDroppedTraces",
 }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Runbook links are absolute, built from the one ``runbook_base_url`` each Prometheus sets.
 
 Every alert's ``runbook_url`` is ``{{ $externalLabels.runbook_base_url }}/<alert>.md``. The
-real Prometheus rendering of all 24 and the receiver serving them are in
+real Prometheus rendering of all 25 and the receiver serving them are in
 ``tests/integration/test_deploy_runbook_urls.py``.
 """
 
@@ -48,8 +48,8 @@ def _base(path: Path) -> str:
     return base
 
 
-def test_all_24_alerts_have_a_runbook_link() -> None:
-    assert len(_alerts()) == 24
+def test_all_25_alerts_have_a_runbook_link() -> None:
+    assert len(_alerts()) == 25
 
 
 @pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])

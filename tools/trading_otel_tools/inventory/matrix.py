@@ -186,6 +186,9 @@ TRIGGERS: tuple[Trigger, ...] = (
             "which the alert counts as failed; a downstream that refuses data outright "
             "(the next step) counts as send_failed at once"),
     Trigger("CollectorDown", "pause:collector", timeout_s=40.0),
+    Trigger("TailSamplingDroppedTraces", "none", override=("> 0", ">= 0"), why="the shipped "
+            "gateway blocks instead of evicting undecided traces, so nothing is dropped too "
+            "early; the real counter, scraped from the gateway, is evaluated at >= 0"),
 )  # fmt: skip
 
 
