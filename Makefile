@@ -59,6 +59,7 @@ fmt: venv
 bench: system-deps venv collector
 	$(PY) -m bench
 	$(PY) -m bench.collector
+	$(PY) -m bench.bench_collector_utf8
 
 docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md
