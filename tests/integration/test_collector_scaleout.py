@@ -5,7 +5,9 @@ with a static resolver and a test CA instead of the cluster DNS name and the clu
 -> gateway A and B (common + gateway, each with its own recorder as Tempo)
 -> recorder A and B. Each trace's spans are spread over several requests and both
 agents, so only routing by trace id keeps a trace whole. Spans are counted by id at the
-recorders, and span metrics are read from each gateway's Prometheus endpoint.
+recorders; span metrics are read from each gateway's Prometheus endpoint and from a real
+Prometheus scraping both. The second test SIGKILLs gateway B mid-load and prints what
+arrived where (docs/collector.md, "Scale-out", quotes the figures).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import re
 import signal
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +41,7 @@ from tests.fixtures.collector import (
     recorder_env,
     wait_until,
 )
+from tests.fixtures.prometheus import PrometheusFactory
 from trading_otel_tools import home
 from trading_otel_tools.servers.collector import CollectorServer, role_files
 
@@ -48,14 +54,11 @@ ERROR_SPAN = SPANS - 1  # the error status is on the last span, sent last
 CALLS = "traces_span_metrics_calls"
 
 
+@dataclass(frozen=True)
 class ScaleOut:
-    def __init__(
-        self,
-        gateways: list[CollectorServer],
-        recorders: list[CollectorServer],
-        agents: list[CollectorServer],
-    ) -> None:
-        self.gateways, self.recorders, self.agents = gateways, recorders, agents
+    gateways: list[CollectorServer]  # A, B
+    recorders: list[CollectorServer]  # Tempo stand-ins, one per gateway
+    agents: list[CollectorServer]
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -198,6 +201,19 @@ def span_calls(gateway: CollectorServer) -> dict[tuple[str, str], float]:
     return out
 
 
+def at_least(items: list[dict[str, Any]], n: int) -> list[dict[str, Any]] | None:
+    return items if len(items) >= n else None
+
+
+def dashboard_span_metric_groupings() -> list[list[str]]:
+    """The `sum by (...)` labels of every shipped query over span metrics."""
+    texts = [f.read_text() for f in home.path("deploy", "grafana").rglob("*") if f.is_file()]
+    pattern = re.compile(r"sum by \(([^)]*)\) \(rate\(traces_span_metrics_")
+    found = [m.group(1) for text in texts for m in pattern.finditer(text)]
+    assert found, "no shipped query over span metrics found"
+    return [[label.strip() for label in by.split(",")] for by in found]
+
+
 def _shape(spans: int) -> str:
     if not spans:
         return "absent"
@@ -209,7 +225,9 @@ def _shape(spans: int) -> str:
 # --- tests ------------------------------------------------------------------------------
 
 
-def test_traces_stay_whole_and_span_metrics_do_not_collide(scaleout: ScaleOut) -> None:
+def test_traces_stay_whole_and_span_metrics_do_not_collide(
+    scaleout: ScaleOut, prometheus_factory: PrometheusFactory
+) -> None:
     labels = {f"route-err-{i}": True for i in range(TRACES)}
     labels |= {f"route-ok-{i}": False for i in range(TRACES)}
     with httpx.Client() as client:
@@ -249,6 +267,21 @@ def test_traces_stay_whole_and_span_metrics_do_not_collide(scaleout: ScaleOut) -
         assert {inst for inst, _ in gateway_calls} == {f"gateway-{name}"}
         # Error spans counted on a gateway = error traces that gateway kept (one each).
         assert gateway_calls.get((f"gateway-{name}", "STATUS_CODE_ERROR"), 0) == len(kept)
+
+    # In a real Prometheus scraping both gateways, the new label keeps two writers apart,
+    # and the shipped queries' `sum by (...)` (which leaves it out) adds them up again.
+    prometheus = prometheus_factory(
+        {"gateways": [g.prometheus_url.split("/")[2] for g in scaleout.gateways]}
+    )
+    instances = wait_until(
+        lambda: at_least(prometheus.query(f"count by (collector_instance_id) ({CALLS}_total)"), 2),
+        30, "span metrics from both gateways in Prometheus",
+    )  # fmt: skip
+    assert {s["metric"]["collector_instance_id"] for s in instances} == {"gateway-a", "gateway-b"}
+    for by in dashboard_span_metric_groupings():
+        assert "collector_instance_id" not in by
+        series = prometheus.query(f"sum by ({', '.join(by)}) ({CALLS}_total)")
+        assert sum(float(s["value"][1]) for s in series) == total, by
 
 
 def test_a_gateway_killed_mid_load(scaleout: ScaleOut) -> None:
