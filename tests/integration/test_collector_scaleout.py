@@ -75,11 +75,13 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def _agent_overlay(path: Path, gateways: Sequence[CollectorServer], ca: Path) -> Path:
     """The k8s agent overlay's load_balancing exporter and traces pipeline, verbatim except
-    the resolver (static list instead of the headless Service) and the CA file."""
+    the resolver (static list instead of the headless Service) and TLS (the test CA)."""
     k8s = yaml.safe_load(AGENT_K8S.read_text())
     lb = copy.deepcopy(k8s["exporters"]["load_balancing"])
     lb["resolver"] = {"static": {"hostnames": [g.otlp_grpc_endpoint for g in gateways]}}
-    lb["protocol"]["otlp"]["tls"]["ca_file"] = str(ca)
+    # The test certificate names 127.0.0.1, the address the static list dials: no server
+    # name override is needed, only the test CA.
+    lb["protocol"]["otlp"]["tls"] = {"ca_file": str(ca)}
     overlay = {
         "exporters": {"load_balancing": lb},
         "service": {"pipelines": {"traces": k8s["service"]["pipelines"]["traces"]}},
