@@ -79,6 +79,24 @@ def test_agent_balances_traces_by_trace_id_to_the_headless_service() -> None:
     assert env["TRADING_OTEL_GATEWAY_HEADLESS"].startswith("otel-gateway-headless.observability")
 
 
+def test_agent_persistent_queue_is_on_load_balancing_not_per_gateway() -> None:
+    # Every per-gateway exporter gets the same id, so a file_storage queue under
+    # protocol.otlp is one file for all gateways and all but one reject their traces
+    # (tests/integration/test_collector_scaleout.py; contrib issue #16826).
+    lb = overlay("agent-k8s.yaml")["exporters"]["load_balancing"]
+    assert lb["sending_queue"]["storage"] == "file_storage/queue"
+    assert lb["retry_on_failure"]["max_elapsed_time"] == 0
+    per_gateway = lb["protocol"]["otlp"]
+    assert per_gateway["sending_queue"]["enabled"] is False
+    assert "storage" not in per_gateway["sending_queue"]
+
+
+def test_each_gateway_pod_names_its_span_metrics() -> None:
+    env = {e["name"]: e for e in _container(objects()[("Deployment", "otel-gateway")])["env"]}
+    field = env["TRADING_OTEL_COLLECTOR_INSTANCE"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert field == "metadata.name"
+
+
 def test_agent_collects_host_metrics_for_the_system_dashboard() -> None:
     agent = overlay("agent-k8s.yaml")
     scrapers = agent["receivers"]["host_metrics"]["scrapers"]
