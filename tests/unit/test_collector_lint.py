@@ -302,6 +302,20 @@ def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Pa
     )
 
 
+def test_load_balancing_persistent_queue_per_backend_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  otlp_grpc:\n    endpoint: tempo:4317\n",
+        "  load_balancing:\n    protocol:\n      otlp:\n        tls: {insecure: true}\n",
+    ).replace("exporters: [otlp_grpc]", "exporters: [load_balancing]")
+    text = text.replace("    retry_on_failure:", "        retry_on_failure:").replace(
+        "      enabled: true\n    sending_queue:\n      enabled: true\n",
+        "          enabled: true\n        sending_queue:\n          enabled: true\n"
+        "          storage: file_storage/queue\n",
+    )
+    finding = only(run(write(tmp_path, text)), "lb-shared-queue")
+    assert "contrib #16826" in finding.message
+
+
 # --- the shipped configs: secrets masked in every pipeline ------------------------------
 
 SECRETS_PROCESSOR = "transform/secrets"

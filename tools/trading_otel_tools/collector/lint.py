@@ -264,6 +264,15 @@ def check_exporters(cfg: MergedConfig, used: set[str]) -> Iterator[Finding]:
         queue_key = "remote_write_queue" if prw else "sending_queue"
         # load_balancing may configure them per backend, under protocol.otlp.
         nested = (body.get("protocol") or {}).get("otlp") if "balancing" in kind else None
+        per_backend = nested.get("sending_queue") if isinstance(nested, Mapping) else None
+        if isinstance(per_backend, Mapping) and per_backend.get("storage"):
+            yield Finding(
+                cfg.where("exporters", cid, "protocol"), "error", "lb-shared-queue",
+                f"exporter {cid!r}: a persistent queue under protocol.otlp is shared by every "
+                "backend's exporter (they get one component id), so only the first backend "
+                "can open it and the others' data is refused (contrib #16826); put "
+                "sending_queue with its storage on the load_balancing exporter itself",
+            )  # fmt: skip
         for key in ("retry_on_failure", queue_key):
             block = body.get(key)
             if not isinstance(block, Mapping) and isinstance(nested, Mapping):
