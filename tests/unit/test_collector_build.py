@@ -85,6 +85,35 @@ def test_cache_misses_when_the_manifest_changes(tmp_path: Path) -> None:
     assert not building.is_current(manifest, binary)
 
 
+def test_a_build_leaves_a_hard_linked_stamp_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checkouts may share bin/ by hard link; a build must replace its files, not write
+    # through the link into the other checkout's stamp.
+    produced = tmp_path / "out" / "otelcol-trading"
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        building.MANIFEST.read_text().replace("./collector/_build", str(produced.parent))
+    )
+    binary = fake_binary(tmp_path, manifest)
+    stamp = binary.parent / "otelcol-trading.sha256"
+    other = tmp_path / "other.sha256"
+    stamp.write_text("other checkout\n")
+    other.hardlink_to(stamp)
+
+    def fake_builder(argv: list[str], progress: object) -> tuple[int, str]:
+        produced.parent.mkdir()
+        produced.write_text("#!/bin/sh\n")
+        produced.chmod(0o755)
+        return 0, ""
+
+    monkeypatch.setattr(building, "builder_path", lambda *_: Path("builder"))
+    monkeypatch.setattr(building, "_run_streaming", fake_builder)
+    assert building.build(manifest, binary).built
+    assert building.is_current(manifest, binary)
+    assert other.read_text() == "other checkout\n"
+
+
 def test_cache_misses_without_binary_or_stamp(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.yaml"
     shutil.copy(building.MANIFEST, manifest)
