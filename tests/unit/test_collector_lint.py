@@ -101,11 +101,11 @@ def test_overlay_linted_alone_gets_a_hint_naming_its_base(tmp_path: Path) -> Non
 
 
 def test_defined_but_unused_component(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("  batch: {}\n", "  batch: {}\n  filter/unused: {}\n"))
+    path = write(tmp_path, GOOD.replace("  batch: {}\n", "  batch: {}\n  transform/unused: {}\n"))
     finding = only(run(path), "unused-component")
     assert finding.severity == "error"
     assert finding.location.line == 14
-    assert "'filter/unused'" in finding.message
+    assert "'transform/unused'" in finding.message
 
 
 def test_component_type_not_in_distribution(tmp_path: Path) -> None:

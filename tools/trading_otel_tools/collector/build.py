@@ -266,7 +266,12 @@ def build(
     tmp = binary.with_name(binary.name + ".tmp")
     shutil.copy2(produced, tmp)
     tmp.replace(binary)
-    _hash_file(binary).write_text(digest + "\n")
+    # Replaced, never written in place: checkouts may share the stamp by hard link, and
+    # writing through the link would tell every other one its binary is this build.
+    stamp = _hash_file(binary)
+    stamp_tmp = stamp.with_name(stamp.name + ".tmp")
+    stamp_tmp.write_text(digest + "\n")
+    stamp_tmp.replace(stamp)
     return BuildResult(binary, digest, built=True, seconds=time.monotonic() - start)
 
 
