@@ -285,15 +285,20 @@ def test_deprecated_type_name_is_a_warning_not_an_error(tmp_path: Path) -> None:
     assert finding.severity == "warning" and "use 'otlp_grpc'" in finding.message
 
 
-def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Path) -> None:
+def _load_balancing(queue_extra: str = "") -> str:
+    """GOOD with its exporter replaced by load_balancing, retry and queue per backend."""
     text = GOOD.replace(
         "  otlp_grpc:\n    endpoint: tempo:4317\n",
         "  load_balancing:\n    protocol:\n      otlp:\n        tls: {insecure: true}\n",
     ).replace("exporters: [otlp_grpc]", "exporters: [load_balancing]")
-    text = text.replace("    retry_on_failure:", "        retry_on_failure:").replace(
+    return text.replace("    retry_on_failure:", "        retry_on_failure:").replace(
         "      enabled: true\n    sending_queue:\n      enabled: true\n",
-        "          enabled: true\n        sending_queue:\n          enabled: true\n",
+        "          enabled: true\n        sending_queue:\n          enabled: true\n" + queue_extra,
     )
+
+
+def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Path) -> None:
+    text = _load_balancing()
     assert run(write(tmp_path, text)) == []
     missing = text.replace("        sending_queue:\n          enabled: true\n", "")
     assert (
@@ -303,15 +308,7 @@ def test_load_balancing_retry_and_queue_may_sit_under_protocol_otlp(tmp_path: Pa
 
 
 def test_load_balancing_persistent_queue_per_backend_is_refused(tmp_path: Path) -> None:
-    text = GOOD.replace(
-        "  otlp_grpc:\n    endpoint: tempo:4317\n",
-        "  load_balancing:\n    protocol:\n      otlp:\n        tls: {insecure: true}\n",
-    ).replace("exporters: [otlp_grpc]", "exporters: [load_balancing]")
-    text = text.replace("    retry_on_failure:", "        retry_on_failure:").replace(
-        "      enabled: true\n    sending_queue:\n      enabled: true\n",
-        "          enabled: true\n        sending_queue:\n          enabled: true\n"
-        "          storage: file_storage/queue\n",
-    )
+    text = _load_balancing("          storage: file_storage/queue\n")
     finding = only(run(write(tmp_path, text)), "lb-shared-queue")
     assert "contrib #16826" in finding.message
 
