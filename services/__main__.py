@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.common.config import EX_CONFIG, ServiceSettings, SettingsError
-from services.common.ports import SERVICE_PORTS, free_port
+from services.common.ports import SERVICE_PORTS
 
 #: name -> (default port, import path of its app factory)
 _APPS: dict[str, str] = {
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.name == "broker-simulator":
         from services.broker.server import BrokerServer
 
-        server = BrokerServer(app, settings, args.host, port, free_port())
+        server = BrokerServer(app, settings, args.host, port)
         asyncio.run(server.serve())
         return
     uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)

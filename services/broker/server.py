@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import uvicorn
 from fastapi import FastAPI
@@ -84,13 +85,14 @@ class TcpGate:
 class BrokerServer:
     """uvicorn + :class:`TcpGate` + the fault watcher that opens and shuts the gate."""
 
-    def __init__(
-        self, app: FastAPI, settings: ServiceSettings, host: str, port: int, backend_port: int
-    ) -> None:
+    def __init__(self, app: FastAPI, settings: ServiceSettings, host: str, port: int) -> None:
         self.settings = settings
-        self.gate = TcpGate(host, port, backend_port)
-        config = uvicorn.Config(app, host=host, port=backend_port, log_level="warning",
-                                lifespan="on")  # fmt: skip
+        # uvicorn's private port is bound here, at once: a port number chosen now and
+        # bound later could be taken meanwhile by any outgoing connection.
+        self._backend = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._backend.bind((host, 0))
+        self.gate = TcpGate(host, port, int(self._backend.getsockname()[1]))
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
         self.uvicorn = uvicorn.Server(config)
 
     async def _watch(self, watcher: FaultWatcher) -> None:
@@ -110,7 +112,7 @@ class BrokerServer:
         """Run until :meth:`request_stop` (or a signal, handled by uvicorn)."""
         client = redis_client(self.settings.redis_url)
         watcher = FaultWatcher(client)
-        serve_task = asyncio.create_task(self.uvicorn.serve())
+        serve_task = asyncio.create_task(self.uvicorn.serve(sockets=[self._backend]))
         while not self.uvicorn.started and not serve_task.done():
             await asyncio.sleep(0.02)
         await self.gate.open()

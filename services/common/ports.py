@@ -1,12 +1,10 @@
-"""The demo services' ports, declared once, and a free-port helper for their listeners.
+"""The demo services' ports, declared once.
 
 The local stack (``trading-otel up``, in the tooling) takes these same numbers from here,
 and the services' default URLs for each other are built from them.
 """
 
 from __future__ import annotations
-
-import socket
 
 #: Each service's HTTP port in the local stack (ARCHITECTURE "Local ports").
 SERVICE_PORTS: dict[str, int] = {
@@ -25,10 +23,3 @@ REDIS_PORT = 6379
 def local_url(service: str) -> str:
     """``http://127.0.0.1:<port>`` of one service in the local stack."""
     return f"http://127.0.0.1:{SERVICE_PORTS[service]}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])

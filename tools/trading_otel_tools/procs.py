@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,11 +28,58 @@ class ServerError(RuntimeError):
     """A local server could not be started or did not become ready."""
 
 
+#: Where Linux's range for the local ports of outgoing connections starts when
+#: ``/proc/sys/net/ipv4/ip_local_port_range`` cannot be read (its default).
+_EPHEMERAL_LOW_DEFAULT = 32768
+_PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+#: How far below the ephemeral range ports are drawn from (never below 1024).
+_WINDOW = 12000
+_issued: set[int] = set()
+_issued_lock = threading.Lock()
+_random = random.SystemRandom()  # a test's random.seed() must not make processes agree
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path(_PORT_RANGE_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _EPHEMERAL_LOW_DEFAULT
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free right now on ``host``."""
+    """Return a TCP port that is free right now on ``host``, for a listener started later.
+
+    The port is drawn outside the kernel's ephemeral range. A port the kernel hands
+    out for ``bind(0)`` lies inside it, where any outgoing connection made before the
+    listener binds (a service calling Postgres, an exporter) may take it as its local
+    port; CI once lost a whole e2e module that way. Ports are never handed out twice
+    by one process. When the ephemeral range leaves no room below it, the kernel picks.
+    """
+    lo = _ephemeral_low()
+    first = max(1024, lo - _WINDOW)
+    if lo - first >= 1000:
+        for _ in range(500):
+            port = _random.randrange(first, lo)
+            with _issued_lock:
+                if port in _issued or not _bindable(host, port):
+                    continue
+                _issued.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return int(s.getsockname()[1])
+        port = int(s.getsockname()[1])
+    with _issued_lock:
+        _issued.add(port)
+    return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
