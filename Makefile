@@ -60,6 +60,9 @@ bench: system-deps venv collector
 	$(PY) -m bench
 	$(PY) -m bench.collector
 	$(PY) -m bench.bench_collector_utf8
+	$(PY) -m bench.spans
+	$(PY) -m bench.bench_dead_collector --orders 500
+	$(PY) -m bench.freshness
 
 docs: venv
 	$(VENV)/bin/trading-otel metrics list --markdown > docs/metrics.md

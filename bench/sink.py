@@ -103,6 +103,10 @@ _HTTP_ROUTES: dict[str, tuple[Any, Any, str]] = {
 
 def _http_server(port: int, counts: Counts) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a collector does: a new connection per export would charge every
+        # exporter a TCP and HTTP setup that real deployments do not pay.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             route = _HTTP_ROUTES.get(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -133,6 +133,22 @@ def _quietly(name: str, job: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
+def _tracer_provider(settings: Settings, resource: Resource) -> TracerProvider:
+    sampler = make_sampler(settings)
+    if settings.lean_spans:
+        try:
+            from otel._internal.lean_trace import lean_provider
+
+            return lean_provider(sampler, resource)
+        except Exception:
+            _log.warning(
+                "lean spans are not available with this opentelemetry-sdk; "
+                "using the SDK's own spans",
+                exc_info=True,
+            )
+    return TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+
+
 def build(
     settings: Settings,
     *,
@@ -148,9 +164,7 @@ def build(
     in-memory ones).
     """
     resource = build_resource(settings, service_name=service_name, service_version=service_version)
-    tracer_provider = TracerProvider(
-        resource=resource, sampler=make_sampler(settings), shutdown_on_exit=False
-    )
+    tracer_provider = _tracer_provider(settings, resource)
     # The scrubbers come first: later processors may hand the span/record to another thread.
     for processor in [
         scrub.span_scrubber(),

@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from otel._internal.batching import LogBatcher, SpanBatcher
 from otel._internal.otlp_settings import SignalExport
 from otel._internal.settings import Settings
 
@@ -77,9 +78,9 @@ def span_exporter(name: str, settings: Settings) -> SpanExporter:
 
 
 def span_processors(settings: Settings) -> list[BatchSpanProcessor]:
-    """One bounded batch processor per configured span exporter."""
+    """One bounded batch processor per configured span exporter (a full queue costs a count)."""
     return [
-        BatchSpanProcessor(
+        SpanBatcher(
             span_exporter(name, settings),
             max_queue_size=settings.bsp_max_queue_size,
             schedule_delay_millis=settings.bsp_schedule_delay_ms,
@@ -156,9 +157,9 @@ def log_exporter(name: str, settings: Settings) -> LogRecordExporter:
 
 
 def log_processors(settings: Settings) -> list[BatchLogRecordProcessor]:
-    """One bounded batch processor per configured log exporter."""
+    """One bounded batch processor per configured log exporter (a full queue costs a count)."""
     return [
-        BatchLogRecordProcessor(
+        LogBatcher(
             log_exporter(name, settings),
             max_queue_size=settings.blrp_max_queue_size,
             schedule_delay_millis=settings.blrp_schedule_delay_ms,

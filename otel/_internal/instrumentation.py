@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
+from functools import lru_cache
 from time import perf_counter
 from typing import Any
 
@@ -19,6 +21,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
 
 from otel._internal.catalogue import DB_DURATION_BUCKETS
+from otel._internal.recording import CachedRecorder, is_lean
 from otel._internal.sanitize import redact_url, redis_key_shape, sanitize_message, sanitize_sql
 
 _log = logging.getLogger("otel.config")
@@ -28,11 +31,71 @@ _PREPARED_METHODS = ("fetch", "fetchval", "fetchrow", "fetchmany", "executemany"
 
 
 def _operation(query: str) -> str:
-    text = sanitize_sql(query).lstrip()
+    return _operation_of(sanitize_sql(query))
+
+
+def _operation_of(sanitized: str) -> str:
+    text = sanitized.lstrip()
     while text.startswith("/*") and "*/" in text:
         text = text.split("*/", 1)[1].lstrip()
-    word = text.split(None, 1)[0] if text.split() else ""
+    word = text.split(None, 1)[0].split(";", 1)[0] if text.split() else ""
     return word.upper() if word.isalpha() else "QUERY"
+
+
+#: Statements cached by their text. The same statement comes back on every order, and
+#: the sanitising regex costs ~10 µs on a long one; a statement with inline literals is
+#: its own entry (same sanitised text), so the bound keeps those from growing the cache.
+STATEMENT_CACHE_SIZE = 512
+#: Longer statements (bulk inserts with inline values) are sanitised every time, not kept.
+STATEMENT_CACHE_MAX_LEN = 4096
+
+
+@lru_cache(maxsize=STATEMENT_CACHE_SIZE)
+def _cached_statement(query: str) -> tuple[str, str]:
+    text = sanitize_sql(query)
+    return _operation_of(text), text
+
+
+def statement_parts(query: str) -> tuple[str, str]:
+    """``(operation, sanitised text)`` of ``query``, e.g. ``("SELECT", "SELECT ? FROM t")``."""
+    if len(query) > STATEMENT_CACHE_MAX_LEN:
+        text = sanitize_sql(query)
+        return _operation_of(text), text
+    return _cached_statement(query)
+
+
+#: Statements asyncpg runs inside ``Connection.reset``: the pool's reset query on every
+#: release (``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;``) is
+#: housekeeping, not the application's work, and would add a span to every pool call.
+_in_reset: ContextVar[bool] = ContextVar("trading_otel_asyncpg_reset", default=False)
+#: Kept traced inside a reset: asyncpg rolls back a transaction left open at release,
+#: which is an application bug worth seeing.
+_RESET_ROLLBACK = "ROLLBACK"
+
+
+def _connection_key(conn: Any) -> tuple[Any, Any]:
+    return getattr(getattr(conn, "_params", None), "database", None), getattr(conn, "_addr", None)
+
+
+#: Connection attributes per (database, address): a pool's connections share one entry.
+_CONNECTION_CACHE_SIZE = 64
+_connections: dict[tuple[Any, Any], tuple[str, dict[str, Any]]] = {}
+
+
+def _connection_entry(conn: Any) -> tuple[str, dict[str, Any]]:
+    """The connection's span-name suffix and attributes (shared: copy before changing)."""
+    key = _connection_key(conn)
+    try:
+        entry = _connections.get(key)
+    except TypeError:  # an unhashable address
+        attrs = _connection_attributes(conn)
+        return attrs.get("db.namespace", ""), attrs
+    if entry is None:
+        attrs = _connection_attributes(conn)
+        entry = (attrs.get("db.namespace", ""), attrs)
+        if len(_connections) < _CONNECTION_CACHE_SIZE:
+            _connections[key] = entry
+    return entry
 
 
 def _connection_attributes(conn: Any) -> dict[str, Any]:
@@ -81,12 +144,16 @@ def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterPro
         explicit_bucket_boundaries_advisory=DB_DURATION_BUCKETS,
     )
 
+    record = CachedRecorder(duration, lean=is_lean(meter_provider))
+
     async def run(conn: Any, query: str, call: Callable[[], Any]) -> Any:
-        operation = _operation(query)
-        attrs = _connection_attributes(conn)
+        if _in_reset.get() and query != _RESET_ROLLBACK:
+            return await call()
+        operation, text = statement_parts(query)
+        namespace, attrs = _connection_entry(conn)
         metric_attrs = {**attrs, "db.operation.name": operation}
-        span_attrs = {**metric_attrs, "db.query.text": sanitize_sql(query)}
-        name = f"{operation} {attrs['db.namespace']}" if "db.namespace" in attrs else operation
+        span_attrs = {**metric_attrs, "db.query.text": text}
+        name = f"{operation} {namespace}" if namespace else operation
         started = perf_counter()
         with tracer.start_as_current_span(
             name,
@@ -101,7 +168,7 @@ def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterPro
                 metric_attrs["error.type"] = record_db_error(span, exc)
                 raise
             finally:
-                duration.record(perf_counter() - started, metric_attrs)
+                record(perf_counter() - started, metric_attrs)
 
     async def on_connection(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         query = args[0] if args else kwargs.get("query", "")
@@ -112,9 +179,18 @@ def instrument_asyncpg(tracer_provider: TracerProvider, meter_provider: MeterPro
         query = getattr(instance, "_query", "") or ""
         return await run(conn, query, lambda: wrapped(*args, **kwargs))
 
+    async def on_reset(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        token = _in_reset.set(True)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _in_reset.reset(token)
+
     targets = [(asyncpg.connection.Connection, m, on_connection) for m in _CONNECTION_METHODS] + [
         (asyncpg.prepared_stmt.PreparedStatement, m, on_prepared) for m in _PREPARED_METHODS
     ]
+    # The public reset(), which the pool calls on release; absent in some version: traced.
+    targets.append((asyncpg.connection.Connection, "reset", on_reset))
     originals: list[tuple[type, str, Any]] = []
     for cls, method, wrapper in targets:
         original = cls.__dict__.get(method)

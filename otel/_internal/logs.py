@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from opentelemetry import trace
@@ -44,12 +45,20 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; ``trace_id``/``span_id`` when emitted inside a span."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # The line leaves the process through a log shipper: mask secrets here too.
+        msg = redact_pairs(record.getMessage())
+        name = record.name
+        if vars(record).keys() <= _STANDARD and not record.exc_info and type(name) is str:
+            return _plain_line(record, name, msg)
+        return self.full_line(record, msg)
+
+    def full_line(self, record: logging.LogRecord, msg: str) -> str:
+        """The line through the JSON encoder: any ``extra=`` field, an exception."""
         out: dict[str, Any] = {
             "ts": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            # The line leaves the process through a log shipper: mask secrets here too.
-            "msg": redact_pairs(record.getMessage()),
+            "msg": msg,
         }
         out.update(trace_fields())
         for key, value in vars(record).items():
@@ -62,6 +71,21 @@ class JsonFormatter(logging.Formatter):
         # ensure_ascii: the line is ASCII, so a lone surrogate cannot fail the stream; it
         # stays a \udXXXX escape, which Go's JSON decoder (collector, Loki) reads as U+FFFD.
         return _encode(out)
+
+
+def _plain_line(record: logging.LogRecord, name: str, msg: str) -> str:
+    # Most lines have no extra field and no exception: the same text as full_line (the
+    # encoder's own ASCII string escape, its separators), without building a dict and
+    # walking the encoder (~2 µs of ~6 a line).
+    quote = encode_basestring_ascii
+    line = (
+        f'{{"ts": "{_iso(record.created)}", "level": {quote(record.levelname.lower())}, '
+        f'"logger": {quote(name)}, "msg": {quote(msg)}'
+    )
+    ids = trace_fields()
+    if ids:
+        line += f', "trace_id": "{ids["trace_id"]}", "span_id": "{ids["span_id"]}"'
+    return line + "}"
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ U+FFFD per bad code point) and encoded again. A normal batch pays nothing for it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from struct import Struct
 from typing import Any
 
@@ -32,11 +32,12 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import (
     _encode_links,
 )
 from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 
 from otel._internal.clean_batches import clean_logs, clean_spans
 from otel._internal.encode_retry import encode_or_clean
+from otel._internal.lean_trace import LeanSpan
 from otel._internal.text import require_clean
 
 _FIXED64 = Struct("<Q")
@@ -51,6 +52,9 @@ _KIND = {
 }
 #: SpanFlags: the parent's is_remote is known (0x100), and it is remote (0x200).
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
+_FLAGS = {
+    f: b"\x85\x01" + Struct("<I").pack(f) for f in (_HAS_IS_REMOTE, _HAS_IS_REMOTE | _IS_REMOTE)
+}
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _CACHE_MAX = 4096
 _SMALL = [bytes((i,)) for i in range(128)]
@@ -95,6 +99,7 @@ class SpanEncoder:
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, type, Any, int], bytes] = {}
+        self._names: dict[tuple[str, SpanKind], bytes] = {}
 
     def _key_value(self, key: str, value: Any, tag: int = 0x4A) -> bytes:
         """One attribute as a complete ``attributes`` field (``tag``: 9 spans, 6 logs)."""
@@ -119,6 +124,49 @@ class SpanEncoder:
     def _span(self, span: ReadableSpan) -> bytes:
         ctx = span.get_span_context()
         assert ctx is not None
+        return self._span_fields(
+            ctx, span.parent, span.name, span.kind, span.start_time, span.end_time,
+            span.attributes, span.dropped_attributes, span.events, span.dropped_events,
+            span.links, span.dropped_links, span.status,
+        )  # fmt: skip
+
+    def _lean_span(self, span: LeanSpan) -> bytes:
+        # The same fields, read from the slots: no property calls, views or copies.
+        return self._span_fields(
+            span._context, span._parent, span._name, span._kind, span._start_time,
+            span._end_time, span._attributes, span._dropped_attributes, span._events,
+            span._dropped_events, span._links, span._dropped_links, span._status,
+        )  # fmt: skip
+
+    def _name_kind(self, name: str, kind: SpanKind) -> bytes:
+        hit = self._names.get((name, kind))
+        if hit is None:
+            hit = (
+                (_field(0x2A, name.encode("utf-8")) if name else b"")
+                + b"\x30"
+                + _varint(_KIND[kind])
+            )
+            if len(self._names) >= _CACHE_MAX:
+                self._names.clear()
+            self._names[(name, kind)] = hit
+        return hit
+
+    def _span_fields(
+        self,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        name: str,
+        kind: SpanKind,
+        start_time: int | None,
+        end_time: int | None,
+        attributes: Mapping[str, Any] | None,
+        dropped_attributes: int,
+        events: Sequence[Event],
+        dropped_events: int,
+        links: Sequence[Link],
+        dropped_links: int,
+        status: Status,
+    ) -> bytes:
         parts = [
             b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
             b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
@@ -127,47 +175,43 @@ class SpanEncoder:
             parts.append(
                 _field(0x1A, ",".join(f"{k}={v}" for k, v in ctx.trace_state.items()).encode())
             )
-        parent = span.parent
         flags = _HAS_IS_REMOTE
         if parent is not None:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
             if parent.is_remote:
                 flags |= _IS_REMOTE
-        if span.name:
-            parts.append(_field(0x2A, span.name.encode("utf-8")))
-        parts.append(b"\x30" + _varint(_KIND[span.kind]))
-        if span.start_time:
-            parts.append(b"\x39" + _FIXED64.pack(span.start_time))
-        if span.end_time:
-            parts.append(b"\x41" + _FIXED64.pack(span.end_time))
-        attributes = span.attributes
+        parts.append(self._name_kind(name, kind))
+        if start_time:
+            parts.append(b"\x39" + _FIXED64.pack(start_time))
+        if end_time:
+            parts.append(b"\x41" + _FIXED64.pack(end_time))
         if attributes:
             key_value = self._key_value
             parts += [key_value(k, v) for k, v in attributes.items()]
-        if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
-        events = span.events
+        if dropped_attributes:
+            parts.append(b"\x50" + _varint(dropped_attributes))
         if events:  # rare on request spans: the SDK's encoder is fine here
             for e in events:
                 require_clean(e.attributes, e.name)
             parts += [_field(0x5A, e.SerializeToString()) for e in _encode_events(events) or ()]
-        if span.dropped_events:
-            parts.append(b"\x60" + _varint(span.dropped_events))
-        links = span.links
+        if dropped_events:
+            parts.append(b"\x60" + _varint(dropped_events))
         if links:
             for link in links:
                 require_clean(link.attributes)
             parts += [_field(0x6A, x.SerializeToString()) for x in _encode_links(links) or ()]
-        if span.dropped_links:
-            parts.append(b"\x70" + _varint(span.dropped_links))
-        status = span.status
-        body = b""
-        if status.description:
-            body += _field(0x12, status.description.encode("utf-8"))
-        if status.status_code.value:
-            body += b"\x18" + _varint(status.status_code.value)
-        parts.append(_field(0x7A, body))
-        parts.append(b"\x85\x01" + _FIXED32.pack(flags))  # field 16, fixed32
+        if dropped_links:
+            parts.append(b"\x70" + _varint(dropped_links))
+        if status.description or status.status_code.value:
+            body = b""
+            if status.description:
+                body += _field(0x12, status.description.encode("utf-8"))
+            if status.status_code.value:
+                body += b"\x18" + _varint(status.status_code.value)
+            parts.append(_field(0x7A, body))
+        else:
+            parts.append(b"\x7a\x00")  # an empty status, as the SDK writes it
+        parts.append(_FLAGS[flags])  # field 16, fixed32
         return b"".join(parts)
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
@@ -179,7 +223,8 @@ class SpanEncoder:
         return encode_or_clean(self._encode_logs, records, clean_logs, "log records", raises=True)
 
     def _encode_spans(self, spans: Sequence[ReadableSpan]) -> bytes:
-        return self._group(spans, self._span)
+        lean, span = self._lean_span, self._span
+        return self._group(spans, lambda s: lean(s) if type(s) is LeanSpan else span(s))
 
     def _encode_logs(self, records: Sequence[ReadableLogRecord]) -> bytes:
         return self._group(records, self._log)

@@ -138,6 +138,7 @@ class Settings:
     """Query parameters masked besides the built-in list (sanitize.SENSITIVE_QUERY_PARAMS)."""
     #: Switches back to the stock paths, one per lean path of ours (same telemetry).
     lean_server: bool = _default("lean_server")
+    lean_spans: bool = _default("lean_spans")
     lean_metrics: bool = _default("lean_metrics")
     lean_encoder: bool = _default("lean_encoder")
     log_format: LogFormat = _default("log_format")  # noqa: RUF009 (a str: immutable)

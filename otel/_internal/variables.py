@@ -121,6 +121,10 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("TRADING_OTEL_LEAN_SERVER", "lean_server", "boolean", True,
            "the lean FastAPI server path (one span and one duration record per request); "
            "`false` puts FastAPI's own telemetry back, with the same span and metric"),
+    EnvVar("TRADING_OTEL_LEAN_SPANS", "lean_spans", "boolean", True,
+           "spans are lean slotted objects behind the OpenTelemetry API, with the SDK's "
+           "processors, sampler and limits; `false` uses the SDK's own spans, with the same "
+           "data"),
     EnvVar("TRADING_OTEL_LEAN_METRICS", "lean_metrics", "boolean", True,
            "the trading meters record through pre-bound SDK aggregations and a lean exemplar "
            "reservoir; `false` uses the SDK's public recording path, with the same points"),

@@ -45,6 +45,18 @@ def order_timer(symbol: str, side: str, order_type: str) -> AbstractContextManag
     return otel.order_timer(symbol, side, order_type)
 
 
+#: The tracer and the provider it came from: the SDK builds a new Tracer on every
+#: ``get_tracer`` call, and the order path asks four times per order.
+_tracer: tuple[object, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
-    """The services' tracer, looked up per use so it follows the current global provider."""
-    return trace.get_tracer("trading.services")
+    """The services' tracer; it follows the current global provider."""
+    global _tracer
+    provider = trace.get_tracer_provider()
+    cached = _tracer
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    found = provider.get_tracer("trading.services")
+    _tracer = (provider, found)
+    return found

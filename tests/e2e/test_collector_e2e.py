@@ -131,5 +131,5 @@ def test_freshness(stack: StackConfig, capsys: pytest.CaptureFixture[str]) -> No
         print(
             f"\n[collector e2e] freshness: order -> trace on disk {to_disk:.1f}s, "
             f"order -> metric queryable in Prometheus {to_query:.1f}s "
-            "(SDK export 5s + scrape 5s intervals)"
+            "(p50/p95 over many orders: python -m bench.freshness)"
         )

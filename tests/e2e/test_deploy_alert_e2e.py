@@ -3,8 +3,8 @@ alert archive. The time from the trip to the archive line is measured and printe
 with -s); the desk asked for under a minute. The only limit asserted is a generous
 deadline, so a broken chain fails instead of hanging.
 
-Path: gateway gauge -> OTLP (5 s export) -> collector -> Prometheus exporter -> scrape
-(5 s) -> rule evaluation (5 s) -> Alertmanager (paging, group_wait 1 s) -> archive.
+Path: gateway gauge -> OTLP (1 s export) -> collector -> Prometheus exporter -> scrape
+(2 s) -> rule evaluation (5 s) -> Alertmanager (paging, group_wait 1 s) -> archive.
 """
 
 from __future__ import annotations

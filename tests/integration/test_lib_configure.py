@@ -82,7 +82,7 @@ def run(env: dict[str, str], stderr: list[str] | None = None) -> dict[str, Any]:
 def test_configure_is_idempotent_and_covers_every_app() -> None:
     out = run({})
     assert out["configured"] and out["same"]
-    assert out["provider"] == "TracerProvider"
+    assert out["provider"] == "LeanTracerProvider"  # TRADING_OTEL_LEAN_SPANS, on by default
     assert out["service"] == "cfg"
     one = ["GET /orders/{oid}"]
     assert out["early"] == one  # app built before configure()

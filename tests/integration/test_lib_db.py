@@ -99,8 +99,44 @@ async def test_pool_queries_are_traced_once(mt: MemoryTelemetry, postgres_server
     finally:
         await pool.close()
     texts = [s.attributes["db.query.text"] for s in mt.spans.get_finished_spans()]
-    # The pool's own reset query on release is traced too; ours exactly once.
-    assert texts.count("SELECT ? + ?") == 1
+    assert texts == ["SELECT ? + ?"]
+
+
+async def test_pool_release_reset_is_not_traced(mt: MemoryTelemetry, postgres_server: Any) -> None:
+    # Every release runs the connection's reset query; it is housekeeping, not a span.
+    pool = await asyncpg.create_pool(postgres_server.dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(3):
+            async with pool.acquire() as conn:
+                assert conn.get_reset_query()  # the release below really resets
+                assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL statement_timeout = 5000")
+    finally:
+        await pool.close()
+    spans = mt.spans.get_finished_spans()
+    texts = [s.attributes["db.query.text"] for s in spans]
+    assert texts == ["SELECT $1::int + ?"] * 3 + [
+        "BEGIN;",
+        "SET LOCAL statement_timeout = ?",
+        "COMMIT;",
+    ]
+    (point,) = [p for p in mt.points("db.client.operation.duration")
+                if p.attributes["db.operation.name"] == "SELECT"]  # fmt: skip
+    assert point.count == 3  # no reset statement timed either
+
+
+async def test_rollback_of_a_leaked_transaction_is_still_traced(
+    mt: MemoryTelemetry, postgres_server: Any
+) -> None:
+    pool = await asyncpg.create_pool(postgres_server.dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")  # left open: the release rolls it back
+    finally:
+        await pool.close()
+    texts = [s.attributes["db.query.text"] for s in mt.spans.get_finished_spans()]
+    assert texts == ["BEGIN", "ROLLBACK"]
 
 
 async def test_redis_spans_have_command_and_key_shape_only(redis_server: Any) -> None:

@@ -1,8 +1,9 @@
 """Each lean path has a switch back to the stock path, and both give the same telemetry.
 
 ``TRADING_OTEL_LEAN_SERVER`` (and a FastAPI without the lean path's internals),
-``TRADING_OTEL_LEAN_METRICS`` and ``TRADING_OTEL_LEAN_ENCODER``. Each test runs the same
-workload through both paths and compares what comes out, without timestamps and ids.
+``TRADING_OTEL_LEAN_METRICS`` and ``TRADING_OTEL_LEAN_ENCODER``; ``TRADING_OTEL_LEAN_SPANS``
+is in ``test_lean_trace.py``. Each test runs the same workload through both paths and
+compares what comes out, without timestamps and ids.
 """
 
 from __future__ import annotations

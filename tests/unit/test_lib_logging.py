@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -12,6 +13,7 @@ import pytest
 
 from otel._internal import bootstrap
 from otel._internal.logs import ConsoleFormatter, JsonFormatter, make_formatter, setup_logging
+from otel._internal.sanitize import redact_pairs
 from otel._internal.settings import Settings
 from tests.fixtures.lib import OFFLINE, MemoryTelemetry, memory_telemetry
 
@@ -143,3 +145,29 @@ def test_a_lone_surrogate_does_not_fail_the_stream(formatter: type[logging.Forma
     else:  # ASCII JSON: the escape survives, and parses
         first = json.loads(lines.splitlines()[0])
         assert first["msg"] == "order o-\udcff \ud800 placed" and first["symbol"] == "A\udc00PL"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("o-1",),
+        ('quote " back\\slash \n newline \t tab \x01 ctl',),
+        ("non-ASCII é € 漢 \U0001f600",),
+        ("lone \ud800 surrogate",),
+        ("api_key=abc123 token: t-9",),  # masked on both paths
+    ],
+)
+@pytest.mark.parametrize("in_span", [False, True])
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING, 5])
+def test_plain_lines_equal_the_encoder_path(
+    mt: MemoryTelemetry, args: tuple[str], in_span: bool, level: int
+) -> None:
+    fmt = JsonFormatter()
+    rec = logging.LogRecord("services.gw ü", level, __file__, 1, "order %s placed", args, None)
+    tracer = mt.telemetry.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("place") if in_span else contextlib.nullcontext():
+        line = fmt.format(rec)  # the plain path: no extra field, no exception
+        assert line == fmt.full_line(rec, redact_pairs(rec.getMessage()))
+    parsed = json.loads(line)
+    assert ("trace_id" in parsed) is in_span
+    assert "REDACTED" in parsed["msg"] or "api_key" not in parsed["msg"]

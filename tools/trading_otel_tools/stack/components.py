@@ -202,9 +202,13 @@ def service_env(config: StackConfig, name: str, names: frozenset[str]) -> dict[s
         "TRADING_OTEL_BROKER_URL": config.url("broker-simulator"),
         "TRADING_OTEL_GATEWAY_URL": config.url("execution-gateway"),
         "TRADING_OTEL_SIGNAL_URL": config.url("signal-service"),
-        # 5 s, like the local scrape and evaluation: the first stage of every alert on a
-        # trading_* series (docs/alerting.md, "Alert latency", computed from this value).
-        "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        # Freshness on a laptop (docs/performance.md, "Freshness"): an order is queryable
+        # in Prometheus within seconds and its trace on disk within about one. The export
+        # interval is also the first stage of every alert on a trading_* series
+        # (docs/alerting.md, "Alert latency", computed from this value). Production modes
+        # keep the longer intervals of deploy/compose and deploy/k8s.
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
     }
     if config.api_key:
         env["TRADING_OTEL_API_KEYS"] = config.api_key
@@ -220,7 +224,7 @@ def service_env(config: StackConfig, name: str, names: frozenset[str]) -> dict[s
         env["OTEL_EXPORTER_PROMETHEUS_HOST"] = "127.0.0.1"
         env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(config.port(f"{name}-metrics"))
     env["OTEL_METRICS_EXPORTER"] = ",".join(exporters) or "none"
-    return env
+    return env | dict(config.service_env)
 
 
 def _service(name: str) -> Launch:

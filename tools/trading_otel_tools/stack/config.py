@@ -24,6 +24,8 @@ class StackConfig:
             (the fault matrix loads a profile with shortened ``for:``).
         extra_targets: ``(job, "host:port")`` pairs Prometheus scrapes besides the
             stack's own targets (e.g. a gateway-role collector beside the stack).
+        service_env: ``(VAR, value)`` pairs set in every service's environment on top of
+            the stack's own (benchmarks: e.g. the previous metric export interval).
         api_key: When set, the services require it (``TRADING_OTEL_API_KEYS``) and
             ``run_load`` sends it; None leaves the API open, as a laptop stack is.
     """
@@ -34,6 +36,7 @@ class StackConfig:
     ready_timeout_s: float = 60.0
     rules_dir: Path | None = None
     extra_targets: tuple[tuple[str, str], ...] = ()
+    service_env: tuple[tuple[str, str], ...] = ()
     api_key: str | None = field(default=None, repr=False)
 
     @classmethod
