@@ -29,13 +29,22 @@ from typer.testing import CliRunner
 
 from trading_otel_tools.cli import app as cli_app
 from trading_otel_tools.investigate import InvestigateOptions, Report, investigate, render_text
-from trading_otel_tools.stack import StackConfig, clear_fault, down, inject_fault, run_load, up
+from trading_otel_tools.stack import (
+    StackConfig,
+    clear_fault,
+    down,
+    inject_fault,
+    run_load,
+    up,
+    wait_until_filled,
+)
 
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = ("postgres", "redis", "collector", "prometheus", "broker-simulator", "market-data",
               "execution-gateway")  # fmt: skip
-#: Prometheus scrapes every 5 s and the services export every 5 s: four samples per window.
+#: Prometheus scrapes the collector every 2 s and the services export every 1 s: ten
+#: samples per window.
 RATE_WINDOW = "20s"
 RATE, BASELINE_S, FAULT_S, GAP_S = 8.0, 20.0, 12.0, 32.0
 #: How long a spike shows in the quantile after it ends: rate window, export, scrape.
@@ -78,12 +87,7 @@ def phases(server_root: Path, collector_binary: Path) -> Iterator[Phases]:
                      .with_free_ports(), ready_timeout_s=90)  # fmt: skip
     try:
         up(config, install=False)
-        for _ in range(100):  # the feed's first ticks give the orders their prices
-            if run_load(config, rate=5, duration_s=0.4).accepted:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the gateway accepted no order: no prices from market-data?")
+        wait_until_filled(config)  # the feed's first ticks give the orders their prices
         b0 = time.time()
         run_load(config, rate=RATE, duration_s=BASELINE_S)
         broker = _fault(config, "broker-spike", delay_ms=800, fraction=1.0)

@@ -23,6 +23,7 @@ from trading_otel_tools.stack import (
     run_load,
     status,
     up,
+    wait_until_filled,
 )
 from trading_otel_tools.stack.state import Entry, StateFile, start_ticks
 
@@ -59,12 +60,7 @@ def test_up_reports_every_component_ready(stack: StackConfig) -> None:
 
 
 def test_load_and_faults_through_the_stack(stack: StackConfig) -> None:
-    # Wait for the feed's first ticks, so orders have prices.
-    for _ in range(100):
-        report = run_load(stack, rate=5, duration_s=0.4)
-        if report.accepted:
-            break
-        time.sleep(0.1)
+    wait_until_filled(stack, pause_s=0.1)  # the feed's first ticks give orders prices
     report = run_load(stack, rate=10, duration_s=1.0)
     assert report.sent == 10
     assert report.errors == 0

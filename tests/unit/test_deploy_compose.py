@@ -119,9 +119,10 @@ def test_every_mounted_file_exists() -> None:
 
 
 def test_secrets_are_files_outside_git() -> None:
-    doc = yaml.safe_load(interpolate(FILES[0].read_text(), dotenv()))
-    for name, secret in doc["secrets"].items():
-        assert secret["file"].startswith("./secrets/"), name
+    for path in FILES:
+        doc = yaml.safe_load(interpolate(path.read_text(), dotenv()))
+        for name, secret in doc["secrets"].items():
+            assert secret["file"].startswith("./secrets/"), name
     ignore = (COMPOSE / "secrets/.gitignore").read_text().splitlines()
     assert "*" in ignore
     tracked = subprocess.run(
@@ -177,6 +178,25 @@ def test_mounted_configs_are_the_deploy_configs() -> None:
         for t in s["targets"]
     }
     assert hosts - {"localhost"} <= set(svcs)
+
+
+def test_the_diagnosis_goes_to_the_chat_webhook_alertmanager_uses() -> None:
+    # One secret file for both: Alertmanager's chat receiver reads it from its secrets
+    # directory mount, the archive receiver gets it as a compose secret and posts there.
+    svcs = services()
+    am = yaml.safe_load((DEPLOY / "alertmanager/alertmanager.yml").read_text())
+    chat = next(r for r in am["receivers"] if r["name"] == "chat")
+    am_file = chat["slack_configs"][0]["api_url_file"]
+    mounts = dict(v.split(":")[:2] for v in svcs["alertmanager"]["volumes"])
+    host_dir = next(src for src, dst in mounts.items() if am_file.startswith(dst + "/"))
+    am_source = f"{host_dir}/{am_file.rsplit('/', 1)[1]}"
+    doc = yaml.safe_load(interpolate(FILES[1].read_text(), dotenv()))
+    archive = svcs["alert-archive"]
+    assert archive["secrets"] == ["slack_webhook_url"]
+    assert doc["secrets"]["slack_webhook_url"]["file"] == am_source
+    command = archive["command"]
+    flag = command.index("--chat-webhook-url-file")
+    assert command[flag + 1] == "/run/secrets/slack_webhook_url"
 
 
 def _compose_cli() -> list[str] | None:

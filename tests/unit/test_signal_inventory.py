@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from trading_otel_tools import home
+from trading_otel_tools.alerts.profile import duration_s, write_profile
 from trading_otel_tools.inventory import matrix, promql, queries
 from trading_otel_tools.inventory.__main__ import render_doc
 from trading_otel_tools.inventory.model import SCRAPE_LABELS, Inventory, SeriesName, diff
-from trading_otel_tools.inventory.profile import duration_s, write_profile
 
 INVENTORY = Inventory.load()
 # Dashboards, rules and runbooks query Prometheus: only what it stores counts. (The

@@ -2,7 +2,13 @@
 
 Install what is missing → start the local stack → order load with a broker latency spike
 in the middle → wait until Prometheus has scraped the whole run → ``investigate`` that
-window → say where to look. Every step reports progress through ``say``.
+window → wait for the fired latency alert and its diagnosis in the alert archive → say
+where to look. Every step reports progress through ``say``.
+
+The demo's stack runs the *demo rule profile*: the shipped rules with every ``for:`` cut to
+:data:`DEMO_RULES_FOR` (``var/stack/rules-demo``, regenerated on each run), so the SLO
+fast-burn alert fires within the run instead of minutes after it. Only a stack the demo
+itself starts gets the profile; one already running keeps its rules.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
+from trading_otel_tools.alerts import ArchivedAlert, read_archive
+from trading_otel_tools.alerts.diagnosis import LATENCY_ALERTS
+from trading_otel_tools.alerts.profile import write_profile
 from trading_otel_tools.alerts.rules import ActiveAlert, RulesError, active_alerts
 from trading_otel_tools.collector.build import BuildError, build, is_current
 from trading_otel_tools.investigate import (
@@ -32,6 +42,10 @@ Say = Callable[[str], None]
 LATENCY_QUERY = (
     "histogram_quantile(0.99, sum by (le) (rate(trading_order_latency_seconds_bucket[1m])))"
 )
+#: Every alert's ``for:`` in the demo rule profile (see the module docstring).
+DEMO_RULES_FOR = "5s"
+#: The alert the demo waits for, and how long after the load it may take to be diagnosed.
+DEMO_ALERT = "OrderLatencySLOFastBurn"
 #: The time of the newest order-latency sample Prometheus holds.
 SCRAPE_QUERY = "max(timestamp(trading_order_latency_seconds_count))"
 
@@ -52,6 +66,7 @@ class DemoOptions:
     spike_fraction: float = 0.6
     slo_s: float = 0.25
     scrape_wait_s: float = 45.0
+    diagnosis_wait_s: float = 30.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first option that makes no sense."""
@@ -78,6 +93,8 @@ class DemoResult:
     wall_s: float
     alerts: list[ActiveAlert]
     alerts_error: str = ""
+    diagnosed: ArchivedAlert | None = None
+    """The run's fired latency alert as archived, with its diagnosis when it came in time."""
 
 
 def ensure_collector(say: Say) -> None:
@@ -118,11 +135,47 @@ def wait_for_scrape(prom_url: str, after: float, timeout_s: float, say: Say) -> 
     say(f"prometheus: gave up waiting for the last scrape ({last_err}); investigating anyway")
 
 
+def demo_config(config: StackConfig) -> StackConfig:
+    """``config`` running the demo rule profile (written under its ``var_dir``)."""
+    rules = write_profile(config.var_dir / "stack" / "rules-demo", max_for=DEMO_RULES_FOR)
+    return replace(config, rules_dir=rules)
+
+
+def archived_latency_alert(archive_dir: Path, since: float) -> ArchivedAlert | None:
+    """The latest latency alert firing in the archive since ``since``: the fast-burn first."""
+    after = datetime.fromtimestamp(since, UTC)
+    alerts = [a for a in read_archive(archive_dir, since=after).alerts
+              if a.name in LATENCY_ALERTS and a.status == "firing"]  # fmt: skip
+    if not alerts:
+        return None
+    preferred = [a for a in alerts if a.name == DEMO_ALERT] or alerts
+    diagnosed = [a for a in preferred if a.diagnosis is not None]
+    return (diagnosed or preferred)[-1]
+
+
+def wait_for_diagnosis(archive_dir: Path, since: float, timeout_s: float, say: Say
+                       ) -> ArchivedAlert | None:  # fmt: skip
+    """Wait until a latency alert archived since ``since`` carries its diagnosis."""
+    deadline = time.monotonic() + timeout_s
+    said = False
+    while True:
+        alert = archived_latency_alert(archive_dir, since)
+        if alert is not None and alert.diagnosis is not None:
+            return alert
+        if time.monotonic() >= deadline:
+            return alert
+        if alert is not None and not said:
+            say(f"alerts: {alert.name} archived, waiting for its diagnosis")
+            said = True
+        time.sleep(1)
+
+
 def run_demo(config: StackConfig, opts: DemoOptions, say: Say, *, install: bool = True,
              on_tick: Callable[[float], None] | None = None) -> DemoResult:  # fmt: skip
     """Run the whole demo. Leaves the stack running; ``trading-otel down`` stops it."""
     opts.validate()
     wall = time.monotonic()
+    config = demo_config(config)
     ensure_collector(say)
     say("stack: starting Postgres, Redis, collector, alerting, Prometheus and the services")
     up(config, install=install, report=lambda m: say(f"stack: {m}"))
@@ -155,8 +208,11 @@ def run_demo(config: StackConfig, opts: DemoOptions, say: Say, *, install: bool 
         alerts = active_alerts(prom)
     except RulesError as exc:
         alerts_error = str(exc)
+    say("alerts: waiting for the fired latency alert and its diagnosis in the archive")
+    diagnosed = wait_for_diagnosis(config.var_dir / "alerts", load_start, opts.diagnosis_wait_s,
+                                   say)  # fmt: skip
     return DemoResult(load, report, load_start, load_end, html_path, json_path,
-                      time.monotonic() - wall, alerts, alerts_error)  # fmt: skip
+                      time.monotonic() - wall, alerts, alerts_error, diagnosed)  # fmt: skip
 
 
 def alert_lines(result: DemoResult) -> list[str]:
@@ -167,6 +223,28 @@ def alert_lines(result: DemoResult) -> list[str]:
         return ["no alert pending or firing"]
     lines = [alert.describe() for alert in result.alerts]
     lines.append("firing alerts reach the archive through Alertmanager: trading-otel alerts tail")
+    return lines
+
+
+def diagnosis_lines(result: DemoResult) -> list[str]:
+    """The run's fired latency alert with its diagnosis: the text a chat channel receives."""
+    alert = result.diagnosed
+    if alert is None:
+        return ["no latency alert reached the archive during the run (trading-otel alerts tail)"]
+    head = (f"{alert.name} ({alert.labels.get('severity', '-')}, "
+            f"{alert.labels.get('service', '-')}) fired at {alert.starts_at[:19]}Z, "
+            f"archived via {alert.channel}")  # fmt: skip
+    d = alert.diagnosis
+    if d is None:
+        return [head, "its diagnosis is still running: trading-otel alerts tail shows it"]
+    lines = [head, f"diagnosis {d.get('status')} {d.get('fired_to_diagnosis_s')} s after it "
+             "fired; the message a chat channel receives:", ""]  # fmt: skip
+    lines += ["  " + line for line in str(d.get("message", "")).splitlines()]
+    report = d.get("report") or {}
+    if report.get("path"):
+        lines += ["", f"diagnosis report: {report['path']}"]
+        if report.get("url"):
+            lines.append(f"             or: {report['url']}")
     return lines
 
 

@@ -1,9 +1,15 @@
 """The alert archive: every Alertmanager notification, one JSON line each, one file a day.
 
 Layout: ``<dir>/<YYYY-MM-DD>.jsonl`` (UTC date of receipt). Files are only ever appended to;
-a whole day's file is deleted once it is older than the retention (90 days by default).
+a whole day's file is deleted once it is older than the retention (90 days by default),
+and so is a diagnosis report (``<dir>/reports/*.html``) written before that day.
 Each line is the Alertmanager webhook payload (version 4) plus ``received_at`` and
 ``channel`` (the receiver route the notification came through: paging, chat, ticket...).
+
+A latency alert's diagnosis (``alerts/diagnosis.py``) arrives after the alert: it is its own
+line, ``{"kind": "diagnosis", "received_at", "fingerprint", "starts_at", "diagnosis"}``,
+appended when the investigation ends. The notification line is never rewritten; the reader
+joins each diagnosis to the alerts with the same fingerprint and start.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,9 @@ from typing import Any
 DEFAULT_RETENTION_DAYS = 90
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DIAGNOSIS_KIND = "diagnosis"
+#: The diagnoses' HTML reports, under the archive directory; pruned with the day files.
+REPORTS_DIR = "reports"
 
 
 class InvalidNotification(ValueError):
@@ -87,6 +96,23 @@ class AlertArchive:
         now = self._clock()
         record = {"received_at": now.isoformat(timespec="milliseconds"), "channel": channel}
         record.update(body)
+        return self._write(now, record)
+
+    def append_diagnosis(
+        self, fingerprint: str, starts_at: str, diagnosis: Mapping[str, Any]
+    ) -> Path:
+        """Archive the diagnosis of the alert ``fingerprint`` that started at ``starts_at``."""
+        now = self._clock()
+        record = {
+            "kind": DIAGNOSIS_KIND,
+            "received_at": now.isoformat(timespec="milliseconds"),
+            "fingerprint": fingerprint,
+            "starts_at": starts_at,
+            "diagnosis": dict(diagnosis),
+        }
+        return self._write(now, record)
+
+    def _write(self, now: datetime, record: Mapping[str, Any]) -> Path:
         line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
         path = self.path_for(now.date())
         with self._lock:
@@ -115,6 +141,17 @@ class AlertArchive:
             if day < cutoff:
                 path.unlink(missing_ok=True)
                 removed.append(path)
+        # The diagnoses' HTML reports go with the day files: one written before the cutoff
+        # day (UTC) belongs to a deleted day file.
+        oldest = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
+        reports = self.directory / REPORTS_DIR
+        for path in sorted(reports.glob("*.html")) if reports.is_dir() else []:
+            try:
+                if path.stat().st_mtime < oldest:
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+            except OSError:
+                continue
         return removed
 
 
@@ -145,6 +182,8 @@ class ArchivedAlert:
     starts_at: str
     ends_at: str
     fingerprint: str
+    diagnosis: Mapping[str, Any] | None = None
+    """The latest diagnosis archived for this alert (fingerprint and start), if any."""
 
     @property
     def name(self) -> str:
@@ -166,6 +205,7 @@ class ReadResult:
 def read_archive(directory: Path, since: datetime | None = None) -> ReadResult:
     """Every archived alert in receipt order, optionally only those received after ``since``."""
     alerts: list[ArchivedAlert] = []
+    diagnoses: dict[tuple[str, str], Mapping[str, Any]] = {}
     bad = 0
     for path, day in day_files(directory):
         if since is not None and day < since.date():
@@ -175,16 +215,27 @@ def read_archive(directory: Path, since: datetime | None = None) -> ReadResult:
                 if not line.strip():
                     continue
                 try:
-                    parsed = list(_parse_line(line))
-                except (ValueError, KeyError, TypeError):
+                    record = json.loads(line)
+                    if record.get("kind") == DIAGNOSIS_KIND:
+                        key = (str(record["fingerprint"]), str(record["starts_at"]))
+                        diagnoses[key] = dict(record["diagnosis"])
+                        continue
+                    parsed = list(_parse_record(record))
+                except (ValueError, KeyError, TypeError, AttributeError):
                     bad += 1
                     continue
                 alerts.extend(a for a in parsed if since is None or a.received_at >= since)
+    if diagnoses:
+        alerts = [
+            replace(a, diagnosis=diagnoses[k])
+            if (k := (a.fingerprint, a.starts_at)) in diagnoses
+            else a
+            for a in alerts
+        ]
     return ReadResult(alerts, bad)
 
 
-def _parse_line(line: str) -> Iterator[ArchivedAlert]:
-    record = json.loads(line)
+def _parse_record(record: dict[str, Any]) -> Iterator[ArchivedAlert]:
     received = datetime.fromisoformat(record["received_at"])
     channel = str(record.get("channel", ""))
     for alert in record["alerts"]:

@@ -4,8 +4,13 @@
 (the local Alertmanager config uses paging, chat and ticket). ``GET /-/healthy`` answers
 200 for readiness probes. ``GET /runbooks/<Alert>.md`` serves the runbook from the
 checkout's ``docs/runbooks/``, so the alerts' ``runbook_url`` links open on a laptop (the
-local Prometheus config sets ``runbook_base_url`` to this receiver). Standard library only:
-it must start in a fraction of a second and has no reason to pull in an ASGI stack.
+local Prometheus config sets ``runbook_base_url`` to this receiver). ``GET
+/reports/<name>.html`` serves the HTML reports of the alert diagnoses.
+
+With a :class:`DiagnosisConfig`, a firing order-latency alert is archived first and answered
+at once; its diagnosis runs in the background and is appended to the archive when it ends
+(see ``alerts/diagnosis.py``). Standard library HTTP: it must start in a fraction of a
+second and has no reason to pull in an ASGI stack.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import re
 import sys
 import threading
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Literal
 
 from trading_otel_tools import home
 from trading_otel_tools.alerts.archive import AlertArchive, InvalidNotification
+from trading_otel_tools.alerts.diagnosis import Diagnoser, DiagnosisConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 # A runbook name is one path segment: no separators, no dot-dot, nothing URL-encoded.
 _RUNBOOK_PATH = re.compile(r"/runbooks/([A-Za-z0-9_-]+\.md)")
+_REPORT_PATH = re.compile(r"/reports/([A-Za-z0-9_-]+\.html)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,6 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, "ok")
         elif path.startswith("/runbooks/"):
             self._runbook(path)
+        elif path.startswith("/reports/"):
+            self._report(path)
         else:
             self._reply(HTTPStatus.NOT_FOUND, "not found")
 
@@ -66,6 +76,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, "runbook unreadable")
             return
         self._send(HTTPStatus.OK, body, "text/markdown; charset=utf-8")
+
+    def _report(self, path: str) -> None:
+        match = _REPORT_PATH.fullmatch(path)
+        diagnoser = self.server.diagnoser
+        if match is None or diagnoser is None:
+            self._reply(HTTPStatus.NOT_FOUND, "GET /reports/<name>.html")
+            return
+        directory = diagnoser.config.reports_dir.resolve()
+        file = (directory / match.group(1)).resolve()
+        if file.parent != directory or not file.is_file():
+            self._reply(HTTPStatus.NOT_FOUND, f"no report {match.group(1)}")
+            return
+        try:
+            body = file.read_bytes()
+        except OSError as exc:
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"report unreadable: {exc}")
+            return
+        self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
 
     def do_POST(self) -> None:
         parts = self.path.split("?", 1)[0].strip("/").split("/")
@@ -96,6 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.INSUFFICIENT_STORAGE, "archive write failed")
             return
         self._reply(HTTPStatus.OK, "archived")
+        # After the answer: Alertmanager never waits for a diagnosis.
+        if self.server.diagnoser is not None:
+            self.server.diagnoser.submit(payload)
 
     def _reply(self, status: HTTPStatus, text: str) -> None:
         self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
@@ -115,10 +146,15 @@ class _ArchiveHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], archive: AlertArchive, runbooks_dir: Path | None
+        self,
+        address: tuple[str, int],
+        archive: AlertArchive,
+        runbooks_dir: Path | None,
+        diagnoser: Diagnoser | None = None,
     ) -> None:
         self.archive = archive
         self.runbooks_dir = runbooks_dir
+        self.diagnoser = diagnoser
         super().__init__(address, _Handler)
 
 
@@ -132,6 +168,9 @@ class ArchiveReceiver:
         retention_days: Passed to :class:`AlertArchive`.
         runbooks_dir: Served under ``/runbooks/``; the checkout's ``docs/runbooks`` by
             default, ``None`` to serve none.
+        diagnosis: Diagnose firing order-latency alerts with this configuration; ``None``
+            archives them as they come. Its ``report_base_url`` is set to this receiver's
+            ``/reports`` when left unset.
     """
 
     def __init__(
@@ -141,6 +180,7 @@ class ArchiveReceiver:
         host: str = "127.0.0.1",
         retention_days: int = 90,
         runbooks_dir: Path | Literal["checkout"] | None = "checkout",
+        diagnosis: DiagnosisConfig | None = None,
     ) -> None:
         self.archive = AlertArchive(directory, retention_days=retention_days)
         if runbooks_dir == "checkout":
@@ -148,6 +188,12 @@ class ArchiveReceiver:
             runbooks_dir = None if root is None else home.Checkout(root).runbooks
         runbooks = None if runbooks_dir is None else runbooks_dir.resolve()
         self._server = _ArchiveHTTPServer((host, port), self.archive, runbooks)
+        self.diagnoser: Diagnoser | None = None
+        if diagnosis is not None:
+            if diagnosis.report_base_url is None:
+                diagnosis = replace(diagnosis, report_base_url=f"{self.url}/reports")
+            self.diagnoser = Diagnoser(self.archive, diagnosis)
+            self._server.diagnoser = self.diagnoser
         self._thread: threading.Thread | None = None
 
     @property
@@ -182,15 +228,31 @@ class ArchiveReceiver:
             self._thread.join(5)
 
 
-def serve(directory: Path, *, port: int, host: str, retention_days: int) -> int:
+def serve(
+    directory: Path,
+    *,
+    port: int,
+    host: str,
+    retention_days: int,
+    diagnosis: DiagnosisConfig | None = None,
+) -> int:
     """Run a receiver in the foreground until Ctrl-C or SIGTERM; the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        receiver = ArchiveReceiver(directory, port=port, host=host, retention_days=retention_days)
+        receiver = ArchiveReceiver(
+            directory, port=port, host=host, retention_days=retention_days, diagnosis=diagnosis
+        )
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     print(f"archiving alerts to {directory}/<date>.jsonl, listening on {host}:{receiver.port}")
+    if receiver.diagnoser is not None:
+        cfg = receiver.diagnoser.config
+        print(
+            f"diagnosing latency alerts from {cfg.prometheus} and "
+            f"{cfg.tempo or cfg.telemetry_dir} (budget {cfg.budget_s:g} s), "
+            f"reports in {cfg.reports_dir}"
+        )
     sys.stdout.flush()
     # Ctrl-C is the normal way to stop it in a terminal.
     with contextlib.suppress(KeyboardInterrupt):

@@ -9,7 +9,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trading_otel_tools.demo import DemoError, DemoOptions, alert_lines, run_demo, where_to_look
+from trading_otel_tools.demo import (
+    DemoError,
+    DemoOptions,
+    alert_lines,
+    diagnosis_lines,
+    run_demo,
+    where_to_look,
+)
 from trading_otel_tools.investigate import ExemplarStorageError, PrometheusError, render_text
 from trading_otel_tools.investigate.sources import SourceError
 from trading_otel_tools.stack import StackConfig, StackError
@@ -65,6 +72,9 @@ def register(app: typer.Typer) -> None:
         console.rule("alerts")
         for line in alert_lines(result):
             console.print(line, highlight=False, soft_wrap=True)
+        console.rule("the alert, with its diagnosis")
+        for line in diagnosis_lines(result):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
         console.rule("where to look")
         for line in where_to_look(config, result):
             console.print(line, highlight=False, soft_wrap=True)

@@ -29,9 +29,9 @@ from redis.exceptions import RedisError
 
 from trading_otel_tools import home
 from trading_otel_tools.alerts import ArchivedAlert, read_archive
+from trading_otel_tools.alerts.profile import write_profile
 from trading_otel_tools.inventory import matrix
 from trading_otel_tools.inventory.model import Inventory
-from trading_otel_tools.inventory.profile import write_profile
 from trading_otel_tools.inventory.queries import rules
 from trading_otel_tools.inventory.record import RecordError, endpoint_series, prometheus_series
 from trading_otel_tools.servers.collector import CollectorServer, role_files

@@ -55,6 +55,8 @@ class InvestigateOptions:
     max_traces: int = 20
     """At most this many slow traces (the slowest) and this many baseline traces."""
     timeout: float = 10.0
+    service: str | None = None
+    """Only this ``service_name``'s histogram series and exemplars; all services when None."""
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -99,6 +101,8 @@ class Report:
     log_source: str
     notes: list[str] = field(default_factory=list)
     metric_link: str | None = None
+    trace_error: str | None = None
+    """Why the trace source could not be read at all (it is also a note), or None."""
 
     @property
     def breached(self) -> bool:
@@ -146,7 +150,7 @@ def investigate(
 def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Report:
     prom = PrometheusClient(opts.prometheus, http)
     step = opts.step or spikes.choose_step(opts.start, opts.end)
-    query = spikes.latency_query(opts.metric, opts.quantile, opts.rate_window)
+    query = spikes.latency_query(opts.metric, opts.quantile, opts.rate_window, opts.service)
     progress(f"Querying Prometheus for p{opts.quantile * 100:g} of {opts.metric}")
     series = prom.query_range(query, opts.start, opts.end, step)
     points = sorted(p for s in series for p in s.points)
@@ -205,6 +209,7 @@ def _run(opts: InvestigateOptions, progress: Progress, http: httpx.Client) -> Re
         found = trace_source.fetch([t.trace_id for t in report.traces])
     except SourceError as exc:
         found = {}
+        report.trace_error = str(exc)
         report.notes.append(str(exc))
     for tr in report.traces:
         trace = found.get(tr.trace_id)
@@ -254,7 +259,7 @@ def _exemplars(
     """Slow exemplars from each spike window, and baseline ones from outside them."""
     rate_s = parse_duration(opts.rate_window)
     ranges = [spikes.exemplar_range(w, rate_s) for w in windows]
-    query = f"{opts.metric}_bucket"
+    query = spikes.series_selector(opts.metric, opts.service)
     in_windows: list[Exemplar] = []
     for i, (lo, hi) in enumerate(ranges, 1):
         progress(f"Querying exemplars for spike window {i}/{len(ranges)}")

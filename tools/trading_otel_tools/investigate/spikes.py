@@ -22,9 +22,20 @@ def choose_step(start: float, end: float, minimum: float = 1.0) -> float:
     return float(step)
 
 
-def latency_query(metric: str, quantile: float, rate_window: str) -> str:
-    """The PromQL for the overall latency quantile of a histogram family."""
-    return f"histogram_quantile({quantile:g}, sum by (le) (rate({metric}_bucket[{rate_window}])))"
+def series_selector(metric: str, service: str | None = None) -> str:
+    """``<metric>_bucket``, restricted to one ``service_name`` when given."""
+    if not service:
+        return f"{metric}_bucket"
+    escaped = service.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{metric}_bucket{{service_name="{escaped}"}}'
+
+
+def latency_query(
+    metric: str, quantile: float, rate_window: str, service: str | None = None
+) -> str:
+    """The PromQL for the latency quantile of a histogram family (of one service, if given)."""
+    series = series_selector(metric, service)
+    return f"histogram_quantile({quantile:g}, sum by (le) (rate({series}[{rate_window}])))"
 
 
 def find_windows(

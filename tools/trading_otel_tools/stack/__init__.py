@@ -15,7 +15,7 @@ from __future__ import annotations
 from trading_otel_tools.stack.components import COMPONENTS, Component
 from trading_otel_tools.stack.config import StackConfig
 from trading_otel_tools.stack.faults import clear_fault, inject_fault, list_faults
-from trading_otel_tools.stack.load import LoadReport, run_load
+from trading_otel_tools.stack.load import LoadReport, run_load, wait_until_filled
 from trading_otel_tools.stack.manager import ComponentStatus, StackError, down, status, up
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "run_load",
     "status",
     "up",
+    "wait_until_filled",
 ]

@@ -119,8 +119,23 @@ def render_alertmanager_config(receiver_url: str) -> dict[str, Any]:
     return doc
 
 
-def receiver_process(root: Path, port: int, archive_dir: Path) -> ManagedProcess:
-    """``trading-otel alerts receiver`` as a managed process (not started yet)."""
+def receiver_process(
+    root: Path,
+    port: int,
+    archive_dir: Path,
+    prometheus: str | None = None,
+    telemetry_dir: Path | None = None,
+) -> ManagedProcess:
+    """``trading-otel alerts receiver`` as a managed process (not started yet).
+
+    With ``prometheus`` and ``telemetry_dir`` (the stack's), latency alerts are diagnosed
+    from them; without, the receiver only archives.
+    """
+    diagnosis = (
+        ["--prometheus", prometheus, "--telemetry-dir", str(telemetry_dir)]
+        if prometheus and telemetry_dir
+        else ["--no-diagnosis"]
+    )
     return ManagedProcess(
         name="alert-receiver",
         argv=[
@@ -131,6 +146,7 @@ def receiver_process(root: Path, port: int, archive_dir: Path) -> ManagedProcess
             str(port),
             "--dir",
             str(archive_dir),
+            *diagnosis,
         ],
         log_path=root / "alert-receiver.log",
         ready=http_probe(f"http://127.0.0.1:{port}/-/healthy"),

@@ -130,7 +130,11 @@ def _alert_receiver(config: StackConfig, _: frozenset[str]) -> ManagedProcess:
     from trading_otel_tools.stack.alerting import receiver_process
 
     proc = receiver_process(
-        config.var_dir / "alert-receiver", config.port("alert-receiver"), config.var_dir / "alerts"
+        config.var_dir / "alert-receiver",
+        config.port("alert-receiver"),
+        config.var_dir / "alerts",
+        prometheus=config.url("prometheus"),
+        telemetry_dir=config.telemetry_dir,
     )
     return proc.start(config.ready_timeout_s)
 

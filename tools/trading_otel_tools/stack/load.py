@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from trading_otel_tools.stack.config import StackConfig
+from trading_otel_tools.stack.manager import StackError
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA")
 
@@ -195,3 +196,16 @@ def run_load(
     return asyncio.run(
         _run(url, rate, duration_s, symbols, on_tick, on_spike, spike, seed, api_key)
     )
+
+
+def wait_until_filled(config: StackConfig, *, attempts: int = 100, pause_s: float = 0.2) -> None:
+    """Send a few orders until one fills: market data has given the symbols their prices.
+
+    Raises:
+        StackError: when no order filled after ``attempts`` short bursts.
+    """
+    for _ in range(attempts):
+        if run_load(config, rate=5, duration_s=0.4).accepted:
+            return
+        time.sleep(pause_s)
+    raise StackError("the gateway filled no order: no prices from market-data?")

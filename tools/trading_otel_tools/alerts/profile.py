@@ -2,7 +2,8 @@
 
 Generated from ``deploy/prometheus/rules`` every time, never kept by hand, so the fault
 matrix runs exactly the shipped expressions, labels and annotations; only the time an
-alert must stay true before it fires is cut, so a whole matrix fits in minutes.
+alert must stay true before it fires is cut, so a whole matrix fits in minutes. The demo
+(``demo.py``) and the diagnosis e2e test run it too.
 """
 
 from __future__ import annotations
