@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -114,6 +115,19 @@ async def test_disconnect_errors_then_breaker_trips(
     resp = await gateway.post("/api/v1/orders", json=order())
     assert resp.status_code == 201
     assert Snapshot(telemetry.metrics).value("trading.dependency.up", dependency="broker") == 1
+
+
+async def test_the_broker_gate_forwards_to_sockets_without_nagle(broker: RunningBroker) -> None:
+    # The gate forwards every request to uvicorn's private socket. When that socket was
+    # made without naming TCP, asyncio left Nagle on for the connections it accepted, and
+    # each broker answer waited about 40 ms for the gate's delayed ACK.
+    async with httpx.AsyncClient(base_url=broker.url) as client:
+        assert (await client.get("/health")).status_code == 200
+        accepted = list(broker.server.uvicorn.server_state.connections)
+        assert accepted, "the request reached no uvicorn connection"
+        for conn in accepted:
+            sock = conn.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), sock
 
 
 @pytest.mark.usefixtures("clean_faults")
