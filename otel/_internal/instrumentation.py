@@ -30,10 +30,6 @@ _CONNECTION_METHODS = ("execute", "executemany", "fetch", "fetchval", "fetchrow"
 _PREPARED_METHODS = ("fetch", "fetchval", "fetchrow", "fetchmany", "executemany")
 
 
-def _operation(query: str) -> str:
-    return _operation_of(sanitize_sql(query))
-
-
 def _operation_of(sanitized: str) -> str:
     text = sanitized.lstrip()
     while text.startswith("/*") and "*/" in text:

@@ -60,11 +60,21 @@ def _send(exporter: Any, data: bytes, n: int) -> bool | None:
     return True
 
 
-def _session() -> Any:
-    """A ``requests`` session for one exporter; :func:`_read_env_once` finishes it."""
+def _init_sdk_exporter(
+    exporter: Any, sdk_init: Callable[..., None], stock: bool, kwargs: dict[str, Any]
+) -> None:
+    """Run the SDK exporter's ``__init__``; ours get a session that reads the environment once.
+
+    The stock path, and a caller's own ``session``, are left as they are.
+    """
+    if stock or "session" in kwargs:
+        sdk_init(**kwargs)
+        return
     import requests
 
-    return requests.Session()
+    session = requests.Session()
+    sdk_init(session=session, **kwargs)
+    _read_env_once(exporter, session)
 
 
 def _read_env_once(exporter: Any, session: Any) -> None:
@@ -140,10 +150,7 @@ class LeanHttpSpanExporter(OTLPSpanExporter):
     """
 
     def __init__(self, *, lean: bool = True, stock: bool = False, **kwargs: Any) -> None:
-        session = None if stock or "session" in kwargs else _session()
-        super().__init__(**kwargs, **({} if session is None else {"session": session}))
-        if session is not None:
-            _read_env_once(self, session)
+        _init_sdk_exporter(self, super().__init__, stock, kwargs)
         self._lean = None if stock else _lean_encoder(lean)
         self._lean_ok = not stock and _usable(self)
 
@@ -174,10 +181,7 @@ class LeanHttpLogExporter(OTLPLogExporter):
     """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder (arguments as for spans)."""
 
     def __init__(self, *, lean: bool = True, stock: bool = False, **kwargs: Any) -> None:
-        session = None if stock or "session" in kwargs else _session()
-        super().__init__(**kwargs, **({} if session is None else {"session": session}))
-        if session is not None:
-            _read_env_once(self, session)
+        _init_sdk_exporter(self, super().__init__, stock, kwargs)
         self._lean = None if stock else _lean_encoder(lean)
         self._lean_ok = not stock and _usable(self)
 
@@ -216,10 +220,7 @@ class HttpMetricExporter(OTLPMetricExporter):
     """
 
     def __init__(self, *, stock: bool = False, **kwargs: Any) -> None:
-        session = None if stock or "session" in kwargs else _session()
-        super().__init__(**kwargs, **({} if session is None else {"session": session}))
-        if session is not None:
-            _read_env_once(self, session)
+        _init_sdk_exporter(self, super().__init__, stock, kwargs)
         self._stock = stock
 
     def export(
