@@ -51,10 +51,14 @@ POLL_S = 0.05
 class Watch:
     """What the watcher thread saw, with the monotonic time it first saw it."""
 
-    count: float = 0.0
     count_seen: list[tuple[float, float]] = field(default_factory=list)  # (time, sum)
     spans: dict[str, dict[str, tuple[float, str]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def count(self) -> float:
+        """The last sum seen (0 before the first answer)."""
+        return self.count_seen[-1][1] if self.count_seen else 0.0
 
     def first_time_count(self, at_least: float) -> float | None:
         with self.lock:
@@ -89,7 +93,6 @@ class Watcher(threading.Thread):
         value = float(rows[0]["value"][1]) if rows else 0.0
         with self.seen.lock:
             if value != self.seen.count or not self.seen.count_seen:
-                self.seen.count = value
                 self.seen.count_seen.append((now, value))
 
     def _tail_traces(self) -> None:
@@ -203,6 +206,10 @@ def run(
 
             _wait("five answered orders", warm, 60)
             _wait("the warm-up orders in Prometheus", lambda: watcher.seen.count >= counted, 60)
+            # The measured orders count from what Prometheus holds now, not from the
+            # client's tally: an order the gateway counted without a status in its answer
+            # would otherwise make every later delay too short.
+            base = watcher.seen.count
             idle_cpu0, idle_t0 = _cpu_s(gw_pid), time.monotonic()
             time.sleep(idle_s)
             idle_cpu = (_cpu_s(gw_pid) - idle_cpu0) / max(time.monotonic() - idle_t0, 1e-9)
@@ -214,10 +221,10 @@ def run(
                 if not ok:
                     raise SystemExit(f"freshness: order {i} was not answered with a status")
                 counted += 1
-                sent.append(Order(answered, counted, trace_id))
+                sent.append(Order(answered, base + i + 1, trace_id))
                 time.sleep(rng.uniform(0.5 * gap_s, 1.5 * gap_s))
             cpu_per_order = (_cpu_s(gw_pid) - cpu0) / orders
-        _wait("every order in Prometheus", lambda: watcher.seen.count >= counted, 60)
+        _wait("every order in Prometheus", lambda: watcher.seen.count >= base + orders, 60)
         ids = {o.trace_id for o in sent}
 
         def traces_settled() -> bool:

@@ -224,7 +224,9 @@ def measure(
         env = case_env(case, endpoint, n + warmup)
         proc = subprocess.run(argv, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                               timeout=300, check=False)  # fmt: skip
-    time.sleep(0.3)  # the sink writes its counts after answering
+    # The sink counts a batch before answering it; fastotel may return from its flush
+    # before its last POST has landed.
+    time.sleep(0.3)
     received = _sink_spans(counts) - before
     if proc.returncode != 0 or not out.exists():
         lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]

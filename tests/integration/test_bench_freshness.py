@@ -21,7 +21,7 @@ def test_freshness_bench_finds_every_order_in_prometheus_and_on_disk(
     ids = result.trace_ids
     assert len(ids) == len(set(ids)) == 3
     assert all(re.fullmatch(r"[0-9a-f]{32}", t) and t.strip("0") for t in ids)
-    # One figure per order on each path: each order's count and trace were seen.
-    assert len(result.prometheus) == len(result.root_on_disk) == len(result.whole_on_disk) == 3
-    # The whole trace includes the root span, so it cannot be complete before it.
-    assert all(w >= r for w, r in zip(result.whole_on_disk, result.root_on_disk, strict=True))
+    # Each order was seen after its 201: a count or a span found before it would mean the
+    # bench matched an earlier order's (a wrong Prometheus base, a wrong trace id).
+    assert min(result.prometheus) > 0, result.prometheus
+    assert min(result.root_on_disk) > 0, result.root_on_disk
