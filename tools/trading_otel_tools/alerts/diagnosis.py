@@ -16,7 +16,7 @@ included, with the reason in ``status`` and ``reason``:
     a backend could not be read (Prometheus, the trace store), or the investigation raised.
 ``timeout``
     the budget ran out: every HTTP request of the investigation is clipped to what is left
-    of the budget and none starts after it, so the work stops with the budget.
+    of the budget and none starts after it (local file reads and the report are not).
 ``skipped``
     the receiver was already busy with as many diagnoses as it queues; the alert is paged
     as usual, without one.

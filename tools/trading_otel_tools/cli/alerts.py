@@ -207,7 +207,9 @@ def receiver_cmd(
         DEFAULT_BUDGET_S, "--diagnosis-budget", min=1, help="Seconds per diagnosis."
     ),
     chat_url_file: Path | None = ChatUrlFileOption,
-    diagnose: bool = typer.Option(True, help="Diagnose firing order-latency alerts."),
+    diagnose: bool = typer.Option(
+        True, "--diagnosis/--no-diagnosis", help="Diagnose firing order-latency alerts."
+    ),
 ) -> None:
     """Run the webhook receiver Alertmanager sends to (POST /alerts/<channel>).
 
