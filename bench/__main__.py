@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import micro
+from bench.common import PY, ROOT, Sink, clean_env, cpu_seconds
 from bench.worker import ENDPOINTS, SETUPS
-from trading_otel_tools.procs import ManagedProcess, free_port, http_probe, tcp_ok
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
 LABELS = {"bare": "(a) uninstrumented", "stock": "(b) opentelemetry-instrument",
           "trading": "(c) trading-otel"}  # fmt: skip
 
@@ -50,35 +47,9 @@ class Case:
     notes: list[str] = field(default_factory=list)
 
 
-class Sink:
-    """The OTLP sink process and its counters."""
-
-    def __init__(self, root: Path) -> None:
-        self.grpc_port, self.http_port = free_port(), free_port()
-        self.counts_path = root / "sink-counts.json"
-        self.proc = ManagedProcess(
-            "otlp-sink",
-            # Lowest priority: on a 2-core machine the sink's decoding must not take
-            # the CPU the measured app needs (it still drains every export promptly).
-            ["nice", "-n", "19", PY, "-m", "bench.sink", "--grpc-port", str(self.grpc_port),
-             "--http-port", str(self.http_port), "--counts", str(self.counts_path)],
-            root / "sink.log", ready=tcp_ok(self.http_port), cwd=ROOT,
-            ports=(self.grpc_port, self.http_port),
-        )  # fmt: skip
-
-    def counts(self) -> dict[str, int]:
-        data: dict[str, int] = json.loads(self.counts_path.read_text())
-        return data
-
-
-def _clean_env() -> dict[str, str]:
-    # Inherited OTEL_* settings would make the setups differ from what the table says.
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRADING_OTEL_"))}
-
-
 def case_command(setup: str, sink: Sink, args: list[str]) -> tuple[list[str], dict[str, str]]:
     """argv and environment for one worker process."""
-    env = _clean_env() | {"OTEL_SERVICE_NAME": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = clean_env() | {"OTEL_SERVICE_NAME": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [PY, "-m", "bench.worker", "--setup", setup, *args]
     if setup == "stock":
         # Pick the stock distro explicitly: ours is installed too and would win otherwise.
@@ -125,12 +96,6 @@ def run_inproc(case: Case, sink: Sink, root: Path, n: int, warmup: int) -> None:
     case.logs_per_req = (after["logs"] - before["logs"]) / total
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wrk(url: str, seconds: int, connections: int) -> tuple[float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
@@ -158,9 +123,9 @@ def run_http(case: Case, sink: Sink, root: Path, seconds: int, connections: int)
         server.start(timeout=60)
         assert server.pid is not None
         _wrk(url, 1, connections)  # warm-up: imports, first aggregations, JIT-free caches
-        cpu0 = _cpu_seconds(server.pid)
+        cpu0 = cpu_seconds(server.pid)
         case.rps, requests = _wrk(url, seconds, connections)
-        case.http_cpu_us = (_cpu_seconds(server.pid) - cpu0) / max(requests, 1) * 1e6
+        case.http_cpu_us = (cpu_seconds(server.pid) - cpu0) / max(requests, 1) * 1e6
     except Exception as exc:  # one broken case must not hide the others
         case.notes.append(f"HTTP run failed: {exc}")
     finally:

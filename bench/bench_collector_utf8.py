@@ -13,7 +13,6 @@ only comparable within one run.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from bench.common import cpu_seconds
 from trading_otel_tools.collector.config import load
 from trading_otel_tools.servers.collector import CollectorServer, role_files
 
@@ -68,11 +68,6 @@ def _without_overlay(directory: Path) -> Path:
     return path
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _run(root: Path, configs: list[Path], body: bytes, requests: int) -> float:
     server = CollectorServer(root=root, configs=configs, name="bench",
                              env={"TRADING_OTEL_HOST_METRICS_INTERVAL": "600s"})  # fmt: skip
@@ -81,14 +76,14 @@ def _run(root: Path, configs: list[Path], body: bytes, requests: int) -> float:
         assert server.process is not None and server.process.pid is not None
         pid = server.process.pid
         time.sleep(1.0)
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         headers = {"Content-Type": "application/x-protobuf"}
         with httpx.Client(timeout=30) as client:
             for _ in range(requests):
                 url = server.otlp_http_url + "/v1/traces"
                 client.post(url, content=body, headers=headers).raise_for_status()
         time.sleep(2.5)  # the batch and the file flush
-        return _cpu_seconds(pid) - before
+        return cpu_seconds(pid) - before
     finally:
         server.stop()
 

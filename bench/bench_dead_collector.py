@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
-import sys
 import tempfile
 import time
 import uuid
@@ -33,16 +31,10 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
-from trading_otel_tools.procs import ManagedProcess, free_port, http_probe, tcp_ok
+from bench.common import PY, ROOT, Sink, clean_env, cpu_seconds, percentile
+from trading_otel_tools.procs import ManagedProcess, free_port, http_probe
 from trading_otel_tools.servers.postgres import PostgresServer
 from trading_otel_tools.servers.redis import RedisServer
-
-PY = sys.executable
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRADING_OTEL_"))}
 
 
 def _service(name: str, port: int, env: dict[str, str], log: Path) -> ManagedProcess:
@@ -50,11 +42,6 @@ def _service(name: str, port: int, env: dict[str, str], log: Path) -> ManagedPro
         name, [PY, "-m", "services", name, "--port", str(port)], log,
         ready=http_probe(f"http://127.0.0.1:{port}/ready"), env=env, cwd=ROOT, ports=(port,),
     )  # fmt: skip
-
-
-def _pct(data: list[float], q: float) -> float:
-    s = sorted(data)
-    return s[max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))] * 1000
 
 
 async def _orders(url: str, n: int, concurrency: int) -> tuple[list[float], float, int]:
@@ -84,12 +71,6 @@ async def _orders(url: str, n: int, concurrency: int) -> tuple[list[float], floa
         return latencies, time.perf_counter() - start, failures
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Row:
     label: str
@@ -106,12 +87,12 @@ class Row:
         return len(self.par) / self.elapsed
 
 
-def _settle(counts_path: Path, quiet_s: float = 2.0, limit_s: float = 8.0) -> None:
+def _settle(sink: Sink, quiet_s: float = 2.0, limit_s: float = 8.0) -> None:
     """Wait until the sink has received nothing new for ``quiet_s`` (batches still queued
     in the gateway leave within the SDK's 5 s schedule delay), or ``limit_s`` passes."""
 
     def spans_and_logs() -> tuple[int, int]:
-        counts = json.loads(counts_path.read_text())  # metrics arrive every second anyway
+        counts = sink.counts()  # metrics arrive every second anyway
         return counts["spans"], counts["logs"]
 
     deadline = time.monotonic() + limit_s
@@ -143,9 +124,11 @@ def render(rows: list[Row], orders: int, concurrency: int) -> str:
     ]
     for r in rows:
         tele = "-" if r is base else f"{r.cpu_ms - base.cpu_ms:+9.2f}"
+        seq = [percentile(r.seq, q) * 1000 for q in (50, 95, 99)]
+        par = [percentile(r.par, q) * 1000 for q in (50, 99)]
         lines.append(
-            f"{r.label:34} {_pct(r.seq, 50):7.2f} {_pct(r.seq, 95):6.2f} {_pct(r.seq, 99):6.2f} | "
-            f"{_pct(r.par, 50):8.2f} {_pct(r.par, 99):6.2f} {r.rps:8.1f} {r.rps / base.rps:6.2f} | "
+            f"{r.label:34} {seq[0]:7.2f} {seq[1]:6.2f} {seq[2]:6.2f} | "
+            f"{par[0]:8.2f} {par[1]:6.2f} {r.rps:8.1f} {r.rps / base.rps:6.2f} | "
             f"{r.cpu_ms:9.2f} {tele:>9} {r.spans:5.1f} {r.logs:4.1f} {r.failed:6d}"
         )
     lines += [
@@ -170,7 +153,7 @@ def main() -> None:
     try:
         pg.start()
         rd.start()
-        base = _clean_env() | {
+        base = clean_env() | {
             "TRADING_OTEL_PG_DSN": pg.dsn, "TRADING_OTEL_REDIS_URL": rd.url,
             "TRADING_OTEL_STALE_AFTER": "86400", "TRADING_OTEL_MAX_POSITION": "1e9",
             "TRADING_OTEL_MAX_EXPOSURE_USD": "1e12", "OTEL_SDK_DISABLED": "true",
@@ -178,17 +161,9 @@ def main() -> None:
         broker_port = free_port()
         broker = _service("broker-simulator", broker_port, base, root / "broker.log").start(60)
         procs.append(broker)
-        sink_grpc, sink_http = free_port(), free_port()
-        counts_path = root / "counts.json"
-        sink = ManagedProcess(
-            # Lowest priority, as in bench/__main__.py: the sink must not take the CPU the
-            # gateway needs on a small machine; it still drains every export promptly.
-            "otlp-sink", ["nice", "-n", "19", PY, "-m", "bench.sink", "--grpc-port",
-                          str(sink_grpc), "--http-port", str(sink_http), "--counts",
-                          str(counts_path)],
-            root / "sink.log", ready=tcp_ok(sink_http), cwd=ROOT, ports=(sink_grpc, sink_http),
-        ).start(30)  # fmt: skip
-        procs.append(sink)
+        sink = Sink(root)
+        sink.proc.start(30)
+        procs.append(sink.proc)
 
         async def prices() -> None:
             r = aioredis.from_url(rd.url)
@@ -203,7 +178,7 @@ def main() -> None:
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_METRIC_EXPORT_INTERVAL": "1000",
             "TRADING_OTEL_SHUTDOWN_TIMEOUT": "2",
         }  # fmt: skip
-        live = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_http}"}
+        live = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.http_endpoint}
         # The stock distro and configurator, chosen explicitly (ours is installed too).
         stock = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
         setups: dict[str, tuple[dict[str, str], bool]] = {
@@ -236,23 +211,23 @@ def main() -> None:
                 )  # fmt: skip
             else:
                 gw = _service("execution-gateway", port, env, log)
-            before = json.loads(counts_path.read_text())
+            before = sink.counts()
             gw.start(60)
             assert gw.pid is not None
             try:
                 url = f"http://127.0.0.1:{port}"
                 asyncio.run(_orders(url, 30, 1))  # warm-up: connections, prepared statements
                 seq, _, f1 = asyncio.run(_orders(url, args.orders // 2, 1))
-                cpu0 = _cpu_seconds(gw.pid)
+                cpu0 = cpu_seconds(gw.pid)
                 par, elapsed, f2 = asyncio.run(_orders(url, args.orders, args.concurrency))
-                cpu = _cpu_seconds(gw.pid) - cpu0
+                cpu = cpu_seconds(gw.pid) - cpu0
                 if extra.get("OTEL_EXPORTER_OTLP_ENDPOINT") == live["OTEL_EXPORTER_OTLP_ENDPOINT"]:
-                    _settle(counts_path)
+                    _settle(sink)
             finally:
                 gw.stop(20)
             # The sink counts a batch before answering it: a margin for a POST in flight.
             time.sleep(0.5)
-            after = json.loads(counts_path.read_text())
+            after = sink.counts()
             sent = 30 + args.orders // 2 + args.orders
             rows.append(Row(label, seq, par, elapsed, f1 + f2, cpu / len(par) * 1000,
                             (after["spans"] - before["spans"]) / sent,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import subprocess
 import tempfile
@@ -34,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import cpu_seconds
 from trading_otel_tools.collector import build as building
 from trading_otel_tools.collector import telemetrygen
 from trading_otel_tools.servers.collector import CollectorServer, role_files
@@ -69,11 +69,6 @@ class Step:
     dropped_too_early: float = 0.0
     kept: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _max_rss_mib(pid: int) -> float:
@@ -167,7 +162,7 @@ def run_step(
                 subject.otlp_grpc_endpoint, rate=MUST_KEEP_TRACES_PER_S * SPANS_PER_TRACE,
                 workers=1, traces=n, service=kind, token=token, **extra))  # type: ignore[arg-type]  # fmt: skip
         before = scrape(subject.telemetry_url)
-        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
         logs = [(root / f"{role}-{rate}" / f"telemetrygen-{i}.log").open("wb")
                 for i in range(len(argvs))]  # fmt: skip
         procs = [subprocess.Popen(a, stdout=fh, stderr=subprocess.STDOUT)
@@ -182,7 +177,7 @@ def run_step(
             for fh in logs:
                 fh.close()
         elapsed = time.monotonic() - t0
-        step.cpu_pct = (_cpu_seconds(pid) - cpu0) / elapsed * 100
+        step.cpu_pct = (cpu_seconds(pid) - cpu0) / elapsed * 100
         # Let the sampler decide on the last traces and the exporters flush.
         time.sleep(wait + 4)
         step.rss_mib = _max_rss_mib(pid)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import cpu_seconds, percentile
 from trading_otel_tools.stack import StackConfig, down, status, up
 
 #: What the freshness path needs; the orchestrator and signal service would send orders.
@@ -116,16 +116,6 @@ class Watcher(threading.Thread):
                         for span in ss.get("spans", []):
                             trace = self.seen.spans.setdefault(span["traceId"], {})
                             trace.setdefault(span["spanId"], (now, span.get("parentSpanId", "")))
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(data: list[float], q: float) -> float:
-    s = sorted(data)
-    return s[max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))]
 
 
 def _wait(what: str, check: object, timeout_s: float) -> None:
@@ -210,11 +200,11 @@ def run(
             # client's tally: an order the gateway counted without a status in its answer
             # would otherwise make every later delay too short.
             base = watcher.seen.count
-            idle_cpu0, idle_t0 = _cpu_s(gw_pid), time.monotonic()
+            idle_cpu0, idle_t0 = cpu_seconds(gw_pid), time.monotonic()
             time.sleep(idle_s)
-            idle_cpu = (_cpu_s(gw_pid) - idle_cpu0) / max(time.monotonic() - idle_t0, 1e-9)
+            idle_cpu = (cpu_seconds(gw_pid) - idle_cpu0) / max(time.monotonic() - idle_t0, 1e-9)
             sent: list[Order] = []
-            cpu0 = _cpu_s(gw_pid)
+            cpu0 = cpu_seconds(gw_pid)
             for i in range(orders):
                 ok, trace_id = send(client, i)
                 answered = time.monotonic()
@@ -223,7 +213,7 @@ def run(
                 counted += 1
                 sent.append(Order(answered, base + i + 1, trace_id))
                 time.sleep(rng.uniform(0.5 * gap_s, 1.5 * gap_s))
-            cpu_per_order = (_cpu_s(gw_pid) - cpu0) / orders
+            cpu_per_order = (cpu_seconds(gw_pid) - cpu0) / orders
         _wait("every order in Prometheus", lambda: watcher.seen.count >= base + orders, 60)
         ids = {o.trace_id for o in sent}
 
@@ -262,7 +252,9 @@ def report(result: Result, gap_s: float) -> None:
                         ("trace root span in traces.jsonl", result.root_on_disk),
                         ("whole trace (every service) in traces.jsonl",
                          result.whole_on_disk)):  # fmt: skip
-        print(f"{label:44} {_pct(data, 50):6.2f} {_pct(data, 95):6.2f} {max(data):6.2f}")
+        print(
+            f"{label:44} {percentile(data, 50):6.2f} {percentile(data, 95):6.2f} {max(data):6.2f}"
+        )
     print(f"gateway CPU: {result.cpu_per_order_s * 1000:.1f} ms per order while sending, "
           f"{result.idle_cpu_s_per_s * 1000:.1f} ms/s idle (exports, P&L loop)")  # fmt: skip
 

@@ -36,7 +36,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,8 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
+from bench.common import PY, ROOT, Sink, clean_env
+
 CASES = {
     "ours": "(1) trading-otel (default)",
     "ours-sdk": "(2) trading-otel, LEAN_SPANS=false",
@@ -105,7 +104,7 @@ def _providers(case: str) -> tuple[Any, Callable[[], None]]:
     return provider, provider.shutdown
 
 
-def _otel_spans(case: str, n: int, warmup: int) -> tuple[int, int]:
+def _otel_spans(case: str, n: int, warmup: int) -> tuple[int, int, bool]:
     from opentelemetry.trace import SpanKind
 
     provider, stop = _providers(case)
@@ -127,7 +126,7 @@ def _otel_spans(case: str, n: int, warmup: int) -> tuple[int, int]:
     provider.force_flush()
     p1 = time.process_time_ns()
     stop()
-    return t1 - t0, p1 - p0
+    return t1 - t0, p1 - p0, type(provider).__name__ == "LeanTracerProvider"
 
 
 class _FloorSpan:
@@ -164,9 +163,17 @@ def _floor(n: int, warmup: int) -> tuple[int, int]:
 
 
 def run_case(case: str, n: int, warmup: int) -> dict[str, float]:
-    """Make ``warmup`` then ``n`` measured spans in this process; µs per span."""
-    thread_ns, process_ns = _floor(n, warmup) if case == "floor" else _otel_spans(case, n, warmup)
-    return {"req_us": thread_ns / n / 1000, "total_us": process_ns / n / 1000}
+    """Make ``warmup`` then ``n`` measured spans in this process; µs per span.
+
+    ``lean_spans`` is 1 when the spans were our lean ones (the provider falls back to the
+    SDK's with only a warning, so a row could otherwise measure other spans unseen).
+    """
+    if case == "floor":
+        thread_ns, process_ns, lean = (*_floor(n, warmup), False)
+    else:
+        thread_ns, process_ns, lean = _otel_spans(case, n, warmup)
+    return {"req_us": thread_ns / n / 1000, "total_us": process_ns / n / 1000,
+            "lean_spans": float(lean)}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- runner side
@@ -189,8 +196,7 @@ class Result:
 
 def case_env(case: str, endpoint: str, queue: int) -> dict[str, str]:
     """The environment of one case's process (inherited OTEL_* settings removed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRADING_OTEL_"))}
-    env |= {
+    env = clean_env() | {
         "OTEL_SERVICE_NAME": "bench-spans",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -207,27 +213,22 @@ def case_env(case: str, endpoint: str, queue: int) -> dict[str, str]:
     return env
 
 
-def _sink_spans(counts: Path) -> int:
-    value: int = json.loads(counts.read_text())["spans"]
-    return value
-
-
 def measure(
-    case: str, endpoint: str, counts: Path, n: int, warmup: int, log: Path
+    case: str, sink: Sink, n: int, warmup: int, log: Path
 ) -> tuple[dict[str, float] | None, int, str | None]:
     """Run one case in a fresh interpreter: (figures or None, spans the sink got, error)."""
-    before = _sink_spans(counts)
+    before = sink.counts()["spans"]
     out = log.with_suffix(".json")
     argv = [PY, "-m", "bench.spans", "--worker", case, "--n", str(n), "--warmup", str(warmup),
             "--out", str(out)]  # fmt: skip
     with log.open("wb") as fh:
-        env = case_env(case, endpoint, n + warmup)
+        env = case_env(case, sink.http_endpoint, n + warmup)
         proc = subprocess.run(argv, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                               timeout=300, check=False)  # fmt: skip
     # The sink counts a batch before answering it; fastotel may return from its flush
     # before its last POST has landed.
     time.sleep(0.3)
-    received = _sink_spans(counts) - before
+    received = sink.counts()["spans"] - before
     if proc.returncode != 0 or not out.exists():
         lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
         return None, received, f"failed (exit {proc.returncode}: {lines[-1]}), see {log}"
@@ -282,19 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(json.dumps(run_case(args.worker, args.n, args.warmup)))
         return
 
-    from trading_otel_tools.procs import ManagedProcess, free_port, tcp_ok
-
     root = Path(tempfile.mkdtemp(prefix="bench-spans-"))
-    grpc_port, http_port = free_port(), free_port()
-    counts = root / "counts.json"
-    sink = ManagedProcess(
-        "otlp-sink",
-        ["nice", "-n", "19", PY, "-m", "bench.sink", "--grpc-port", str(grpc_port),
-         "--http-port", str(http_port), "--counts", str(counts)],
-        root / "sink.log", ready=tcp_ok(http_port), cwd=ROOT, ports=(grpc_port, http_port),
-    )  # fmt: skip
+    sink = Sink(root)
     results = [Result(c) for c in args.cases.split(",")]
-    sink.start(timeout=30)
+    sink.proc.start(timeout=30)
     try:
         for rnd in range(args.rounds):
             for r in results:
@@ -303,9 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
                 log = root / f"{r.case}-{rnd}.log"
-                figures, received, error = measure(
-                    r.case, f"http://127.0.0.1:{http_port}", counts, args.n, args.warmup, log
-                )
+                figures, received, error = measure(r.case, sink, args.n, args.warmup, log)
                 if error is not None:
                     r.notes.append(error)
                     continue
@@ -316,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
                 if r.total_us is None or figures["total_us"] < r.total_us:
                     r.req_us, r.total_us = figures["req_us"], figures["total_us"]
     finally:
-        sink.stop()
+        sink.proc.stop()
     print()
     print(render(results, args.n, args.warmup))
     print(f"\nlogs: {root}")
