@@ -171,6 +171,12 @@ def test_loki_query_selects_every_service_of_the_trace() -> None:
     )
     assert loki_query(["a.b"], SLOW).startswith('{service_name="a.b"}')
     assert loki_query(["a.b", "c"], SLOW).startswith('{service_name=~"a\\\\.b|c"}')
+    # Several traces (an alert's diagnosis): every service of them, any of the ids.
+    other = "f" * 32
+    assert loki_query(["broker-sim", "execution-gateway"], [SLOW, other]) == (
+        '{service_name=~"broker-sim|execution-gateway"} | trace_id=~"' + SLOW + "|" + other + '"'
+    )
+    assert loki_query(["x"], [SLOW]) == '{service_name="x"} | trace_id="' + SLOW + '"'
 
 
 def test_file_log_source_matches_by_trace_and_puts_warnings_first(rotated_dir: Path) -> None:

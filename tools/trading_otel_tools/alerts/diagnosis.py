@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,8 @@ from trading_otel_tools.investigate import (
     links,
     render_html,
 )
-from trading_otel_tools.investigate.timeparse import format_ms
+from trading_otel_tools.investigate.sources import loki_query
+from trading_otel_tools.investigate.timeparse import format_ms, parse_instant
 from trading_otel_tools.ports import local_url
 
 log = logging.getLogger(__name__)
@@ -149,13 +150,6 @@ def wants_diagnosis(alert: Mapping[str, Any]) -> bool:
     return alert.get("status") == "firing" and labels.get("alertname") in LATENCY_ALERTS
 
 
-def _parse_time(text: str) -> float | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
@@ -168,18 +162,7 @@ def report_name(alert: Mapping[str, Any]) -> str:
     return "-".join(_SAFE.sub("_", p) for p in parts if p) + ".html"
 
 
-def _log_query(queries: Sequence[str], trace_ids: Sequence[str]) -> str | None:
-    """One LogQL query for several traces: their shared selector, any of their ids."""
-    if not queries:
-        return None
-    if len(queries) == 1:
-        return queries[0]
-    selectors = {q.split(" | ", 1)[0] for q in queries}
-    selector = selectors.pop() if len(selectors) == 1 else '{service_name=~".+"}'
-    return selector + ' | trace_id=~"' + "|".join(trace_ids) + '"'
-
-
-def summarize(report: Report, config: DiagnosisConfig, alert: Mapping[str, Any]) -> dict[str, Any]:
+def summarize(report: Report, config: DiagnosisConfig) -> dict[str, Any]:
     """The diagnosis fields of one finished investigation (no I/O)."""
     out: dict[str, Any] = {}
     if report.notes:
@@ -219,8 +202,7 @@ def summarize(report: Report, config: DiagnosisConfig, alert: Mapping[str, Any])
                        or t.analysis.top.label != top.label, -t.exemplar.value),
     )[:MAX_TRACES]  # fmt: skip
     trace_ids = [t.trace_id for t in picked]
-    lo = min(t.exemplar.timestamp for t in picked) - 300
-    hi = max(t.exemplar.timestamp for t in picked) + 300
+    services = {row.span.service for t in picked if t.analysis for row in t.analysis.rows}
     out["status"] = "diagnosed"
     out["top_cause"] = {
         "span": top.label,
@@ -237,13 +219,16 @@ def summarize(report: Report, config: DiagnosisConfig, alert: Mapping[str, Any])
         "sentence": top.sentence,
     }
     out["trace_ids"] = trace_ids
-    out["log_query"] = _log_query([t.log_query for t in picked if t.log_query], trace_ids)
+    out["log_query"] = loki_query(services, trace_ids) if services else None
     out["trace_source"] = report.trace_source
     if config.grafana:
-        grafana = config.grafana
-        out["trace_links"] = {tid: links.trace_link(grafana, tid, lo, hi) for tid in trace_ids}
+        # investigate made each trace's link (its exemplar's time +- 5 min); the logs
+        # link covers all of them.
+        out["trace_links"] = {t.trace_id: t.trace_link for t in picked if t.trace_link}
         if out["log_query"]:
-            out["logs_link"] = links.logs_link(grafana, out["log_query"], lo, hi)
+            lo = min(t.exemplar.timestamp for t in picked) - 300
+            hi = max(t.exemplar.timestamp for t in picked) + 300
+            out["logs_link"] = links.logs_link(config.grafana, out["log_query"], lo, hi)
     return out
 
 
@@ -316,7 +301,10 @@ def diagnose(
     if deadline is None:
         deadline = time.monotonic() + config.budget_s
     labels = alert.get("labels") or {}
-    starts = _parse_time(str(alert.get("startsAt", ""))) or t0
+    try:
+        starts = parse_instant(str(alert.get("startsAt", "")))
+    except ValueError:
+        starts = t0  # no start time: the delay is counted from now
     window = (starts - config.lookback_s, t0)
     diagnosis: dict[str, Any] = {
         "alertname": labels.get("alertname", ""),
@@ -328,11 +316,12 @@ def diagnose(
         "reason": f"the investigation did not end within {config.budget_s:g} s",
     }
     report: Report | None = None
+    outcome: dict[str, Any] = {}  # the last pass's, whole: no field of an earlier pass stays
     client = deadline_client(deadline) if run is None else None
     try:
         while True:
             if time.monotonic() >= deadline:
-                diagnosis.update(timed_out)
+                outcome = timed_out
                 break
             options = InvestigateOptions(
                 start=window[0],
@@ -347,24 +336,25 @@ def diagnose(
                 service=str(labels.get("service") or "") or None,
             )
             report = investigate(options, client=client) if run is None else run(options)
-            diagnosis.update(summarize(report, config, alert))
+            outcome = summarize(report, config)
             # The collector writes traces in batches: a slow trace may land seconds later.
-            unread = report.breached and bool(report.slow) and bool(report.missing)
-            if diagnosis["status"] != "no-cause" or not unread:
+            unread = report.breached and any(t.analysis is None for t in report.slow)
+            if outcome["status"] != "no-cause" or not unread:
                 break
             if time.monotonic() + config.retry_s + 1 >= deadline:
                 break
             time.sleep(config.retry_s)
     except Exception as exc:  # any failure becomes the visible reason
         # A request cut short by the deadline surfaces as whatever its caller wraps it in.
+        report = None  # an earlier pass's report would not match the outcome
         if isinstance(exc, DeadlineExceeded) or time.monotonic() >= deadline - 0.05:
-            diagnosis.update(timed_out)
-            report = None
+            outcome = timed_out
         else:
-            diagnosis.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+            outcome = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
     finally:
         if client is not None:
             client.close()
+    diagnosis.update(outcome)
     if report is not None and diagnosis.get("status") != "timeout":
         diagnosis["report"] = _write_report(report, config, alert)
     end = now()

@@ -240,14 +240,17 @@ def sort_logs(entries: Iterable[LogEntry]) -> list[LogEntry]:
     )
 
 
-def loki_query(services: Iterable[str], trace_id: str) -> str:
-    """The LogQL query for one trace's logs: ``{service_name="..."} | trace_id="..."``."""
+def loki_query(services: Iterable[str], trace_ids: str | Sequence[str]) -> str:
+    """The LogQL query for the logs of one trace, ``{service_name="..."} | trace_id="..."``,
+    or of several (``trace_id=~"a|b"``; ``services`` then spans all of them)."""
     names = sorted(set(services))
     if len(names) == 1:
         selector = f'service_name="{names[0]}"'
     else:
         selector = 'service_name=~"' + "|".join(_regex_escape(n) for n in names) + '"'
-    return "{" + selector + "}" + f' | trace_id="{trace_id}"'
+    ids = [trace_ids] if isinstance(trace_ids, str) else list(trace_ids)
+    match = f'trace_id="{ids[0]}"' if len(ids) == 1 else 'trace_id=~"' + "|".join(ids) + '"'
+    return "{" + selector + "} | " + match
 
 
 def _regex_escape(name: str) -> str:
