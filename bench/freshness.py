@@ -268,6 +268,11 @@ def main() -> None:
                         help="set in every service's environment (e.g. to measure "
                         "OTEL_METRIC_EXPORT_INTERVAL=5000); repeatable")  # fmt: skip
     args = parser.parse_args()
+    if args.orders < 1 or args.gap < 0:
+        parser.error("--orders must be at least 1 and --gap at least 0")
+    bad = [item for item in args.env if "=" not in item or item.startswith("=")]
+    if bad:
+        parser.error(f"--env takes VAR=VALUE, not {bad[0]!r}")
     env = dict(item.split("=", 1) for item in args.env)
     if env:
         print("services' environment on top of the stack's: "
